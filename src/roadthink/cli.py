@@ -1,0 +1,187 @@
+"""The ``roadthink`` command line: thin wrappers over the packages."""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from roadthink.errors import RoadthinkError
+
+app = typer.Typer(
+    help="roadthink: VLMs reasoning visually about driving scenes.", no_args_is_help=True, add_completion=False
+)
+scenes_app = typer.Typer(help="Generate and inspect driving scenes.", no_args_is_help=True)
+app.add_typer(scenes_app, name="scenes")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def reports_errors(fn):
+    """Turn a RoadthinkError into one red line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except RoadthinkError as e:
+            raise _fail(str(e)) from None
+
+    return wrapper
+
+
+def _cameras(value: str) -> list[str]:
+    from roadthink.scene.cameras import CAMERA_NAMES
+
+    names = list(CAMERA_NAMES) if value.strip().lower() == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in CAMERA_NAMES]
+    if unknown or not names:
+        raise RoadthinkError(
+            f"--cameras: unknown camera {unknown[0] if unknown else value!r}; known: {', '.join(CAMERA_NAMES)} or 'all'"
+        )
+    return names
+
+
+def _only(option: str, value: str | None, known: dict) -> dict[str, float] | None:
+    """``--layout a,b`` -> equal weights for the named options (None keeps the defaults)."""
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise RoadthinkError(
+            f"{option}: unknown value {unknown[0] if unknown else value!r}; known: {', '.join(map(str, known))}"
+        )
+    return {n: 1.0 for n in names}
+
+
+@scenes_app.command("generate")
+@reports_errors
+def scenes_generate(
+    out: Annotated[Path, typer.Option(help="Output folder (scenes/, images/).")],
+    n: Annotated[int, typer.Option("--n", help="Number of scenes.")] = 16,
+    seed: Annotated[int, typer.Option(help="Base seed: same seed, same scenes.")] = 0,
+    cameras: Annotated[
+        str, typer.Option(help="Comma-separated camera names, or 'all' for the 6-camera rig.")
+    ] = "CAM_FRONT",
+    workers: Annotated[int, typer.Option(help="Worker processes (0: one per core).")] = 0,
+    layout: Annotated[str | None, typer.Option(help="Only these layouts (comma-separated).")] = None,
+    scenario: Annotated[str | None, typer.Option(help="Only these scenarios (comma-separated).")] = None,
+    weather: Annotated[str | None, typer.Option(help="Only these weathers (comma-separated).")] = None,
+    density: Annotated[float, typer.Option(help="Traffic density multiplier.")] = 1.0,
+) -> None:
+    """Generate scenes with images and exact 2D annotations."""
+    from roadthink.parallel import default_workers, map_with_progress
+    from roadthink.render.export import ExportJob, check_writable, export
+    from roadthink.scene.generator import GeneratorConfig
+    from roadthink.scene.layouts import LAYOUTS
+    from roadthink.scene.scenarios import SCENARIOS
+    from roadthink.scene.types import Weather
+
+    if n <= 0:
+        raise RoadthinkError(f"--n must be a positive number of scenes, got {n}")
+    overrides: dict = {"cameras": _cameras(cameras), "density": density}
+    for key, option, value, known in (
+        ("layouts", "--layout", layout, LAYOUTS),
+        ("scenarios", "--scenario", scenario, SCENARIOS),
+        ("weather", "--weather", weather, {w.value: w for w in Weather}),
+    ):
+        weights = _only(option, value, known)
+        if weights is not None:
+            overrides[key] = weights
+    try:
+        config = GeneratorConfig(**overrides)
+    except ValueError as e:
+        raise RoadthinkError(f"invalid generator option: {str(e).splitlines()[-1].strip()}") from None
+    check_writable(out)
+    jobs = [ExportJob(seed, i, out, config) for i in range(n)]
+    workers = workers or min(default_workers(), n)
+    counts: Counter[str] = Counter()
+    for done in map_with_progress(export, jobs, n, "scenes", workers):
+        counts[f"{done.layout} / {done.scenario}"] += 1
+    table = Table(title=f"{n} scenes in {out}")
+    table.add_column("layout / scenario")
+    table.add_column("scenes", justify="right")
+    for key, count in sorted(counts.items()):
+        table.add_row(key, str(count))
+    console.print(table)
+
+
+@scenes_app.command("show")
+@reports_errors
+def scenes_show(
+    file: Annotated[Path, typer.Argument(help="A scene JSON file.")],
+    image: Annotated[Path | None, typer.Option(help="Also write a picture: BEV and cameras with 2D boxes.")] = None,
+) -> None:
+    """Print a readable summary of a scene (and optionally draw it)."""
+    from roadthink.scene.io import load_scene
+    from roadthink.scene.summary import summary_table
+
+    scene = load_scene(file)
+    for renderable in summary_table(scene):
+        console.print(renderable)
+    if image is not None:
+        from roadthink.render import save_png
+
+        save_png(image, _annotated_montage(scene))
+        console.print(f"picture: {image}")
+
+
+def _annotated_montage(scene):
+    """BEV and every camera of ``scene``, cameras with their exact 2D boxes drawn."""
+    from roadthink.render import draw_annotations, montage, render_scene
+
+    rendered = render_scene(scene)
+    return montage(
+        {
+            name: img if name == "BEV" else draw_annotations(img, rendered.scene, name)
+            for name, img in rendered.images.items()
+        }
+    )
+
+
+@app.command()
+@reports_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the demo scenes go.")] = Path("runs/demo"),
+    n: Annotated[int, typer.Option("--n", help="Scenes to generate if the folder is empty.")] = 12,
+) -> None:
+    """Generate a few scenes on the built-in defaults and draw them."""
+    from roadthink.render import save_png
+    from roadthink.render.export import check_writable
+    from roadthink.scene.io import load_scene
+
+    if not any((out / "scenes").glob("*.json")):
+        scenes_generate(
+            out=out, n=n, seed=0, cameras="all", workers=0, layout=None, scenario=None, weather=None, density=1.0
+        )
+    files = sorted((out / "scenes").glob("*.json"))
+    check_writable(out)
+    table = Table(title=f"roadthink demo: {len(files)} scenes")
+    for col in ("scene", "layout", "scenario", "weather", "time", "agents", "ego"):
+        table.add_column(col)
+    for f in files:
+        s = load_scene(f)
+        table.add_row(
+            s.scene_id,
+            s.layout,
+            s.scenario,
+            s.environment.weather,
+            s.environment.time_of_day,
+            str(len(s.agents)),
+            f"{s.ego.intent} {s.ego.speed:.1f} m/s",
+        )
+    console.print(table)
+    preview = out / "preview.png"
+    save_png(preview, _annotated_montage(load_scene(files[0])))
+    console.print(f"scenes: {out / 'scenes'}  images: {out / 'images'}  preview: {preview}")

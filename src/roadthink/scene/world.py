@@ -1,0 +1,161 @@
+"""A map being populated: routes along lanes, and legal, non-overlapping placement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+
+from roadthink.scene.behaviour import Actor, Motion, StopControl
+from roadthink.scene.catalog import sample_color, sample_size
+from roadthink.scene.paths import Path, smoothstep
+from roadthink.scene.types import AreaKind, Category, Intent, Lane, MapData, SignKind, Turn, box_corners
+
+ROUTE_AHEAD = 160.0  # metres of route built ahead of an actor
+PLACEMENT_MARGIN = 0.6  # clearance between boxes when placing, metres
+
+
+@dataclass(frozen=True)
+class Route:
+    path: Path
+    lanes: list[str]
+    start_s: float  # arc length on ``path`` where the first lane of ``lanes`` begins
+    turn: Turn  # the first turn the route makes
+
+
+def footprint(xy: np.ndarray, heading: float, size: np.ndarray) -> shapely.Polygon:
+    corners = box_corners(np.array([xy[0], xy[1], 0.0]), size, heading)[:4, :2]
+    return shapely.Polygon(corners)
+
+
+def _union(polygons: list) -> shapely.Geometry:
+    return shapely.union_all([shapely.Polygon(p) for p in polygons]) if polygons else shapely.Polygon()
+
+
+@dataclass
+class World:
+    """The map, fast lookups over it, and the actors placed so far (ego first)."""
+
+    map: MapData
+    rng: np.random.Generator
+    lanes: dict[str, Lane] = field(init=False)
+    paths: dict[str, Path] = field(init=False)
+    drivable: shapely.Geometry = field(init=False)
+    walkable: shapely.Geometry = field(init=False)
+    actors: list[Actor] = field(default_factory=list)
+    footprints: list[shapely.Polygon] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.lanes = {lane.id: lane for lane in self.map.lanes}
+        self.paths = {lane.id: Path.from_points(lane.centerline) for lane in self.map.lanes}
+        self.drivable = _union([a.polygon for a in self.map.areas if a.kind in (AreaKind.ROAD, AreaKind.SHOULDER)])
+        walk = [a.polygon for a in self.map.areas if a.kind is AreaKind.SIDEWALK]
+        self.walkable = _union(walk + [c.polygon for c in self.map.crosswalks])
+
+    # --- routes -----------------------------------------------------------------------
+    def route(self, lane_id: str, turn: Turn) -> Route:
+        """The lane, one predecessor for history, and successors preferring ``turn``."""
+        lanes = [lane_id]
+        length = self.paths[lane_id].length
+        taken = Turn.STRAIGHT
+        while length < ROUTE_AHEAD:
+            nexts = self.lanes[lanes[-1]].successors
+            if not nexts:
+                break
+            pick = next((n for n in nexts if self.lanes[n].turn is turn), None)
+            pick = pick or next((n for n in nexts if self.lanes[n].turn is Turn.STRAIGHT), nexts[0])
+            if self.lanes[pick].turn is not Turn.STRAIGHT and taken is Turn.STRAIGHT:
+                taken = self.lanes[pick].turn
+            lanes.append(pick)
+            length += self.paths[pick].length
+        preds = self.lanes[lane_id].predecessors
+        prefix = [preds[0]] if preds else []
+        points = np.concatenate([self.paths[i].points for i in prefix + lanes])
+        start = self.paths[prefix[0]].length if prefix else 0.0
+        return Route(Path.from_points(points), lanes, start, taken)
+
+    def stop_control(self, route: Route, s_now: float) -> StopControl | None:
+        """The first stop line ahead on ``route`` that has a light or a stop sign."""
+        best: StopControl | None = None
+        for line in self.map.stop_lines:
+            if not set(line.lane_ids) & set(route.lanes):
+                continue
+            mid = np.mean(np.asarray(line.points), axis=0)
+            s, lateral = route.path.project(mid[None])
+            if s[0] < s_now or abs(lateral[0]) > 8.0:
+                continue
+            light = next((lt for lt in self.map.lights if set(lt.lane_ids) & set(line.lane_ids)), None)
+            stop_sign = any(sg.kind is SignKind.STOP and set(sg.lane_ids) & set(line.lane_ids) for sg in self.map.signs)
+            if (light or stop_sign) and (best is None or s[0] < best.s):
+                best = StopControl(float(s[0]), light)
+        return best
+
+    def lane_change(self, route: Route, s_now: float, target_lane: str, start: float, length: float = 22.0) -> Path:
+        """``route`` blended into the parallel lane ``target_lane`` between ``start`` and
+        ``start + length`` metres ahead of ``s_now``: the path of a smooth lane change."""
+        target = self.route(target_lane, route.turn).path
+        s_end = s_now + start + length
+        grid = np.arange(0.0, s_end, 1.0)
+        ax, ay, _ = route.path.pose(grid)
+        a = np.stack([ax, ay], -1)
+        sb, _ = target.project(a)
+        bx, by, _ = target.pose(sb)
+        alpha = smoothstep((grid - s_now - start) / length)[:, None]
+        blended = (1 - alpha) * a + alpha * np.stack([bx, by], -1)
+        rest = target.points[target.s > sb[-1] + 1.0]
+        return Path.from_points(np.concatenate([blended, rest]))
+
+    # --- placement --------------------------------------------------------------------
+    def fits(self, poly: shapely.Polygon, margin: float = PLACEMENT_MARGIN) -> bool:
+        if not self.footprints:
+            return True
+        return not shapely.dwithin(poly, np.asarray(self.footprints, dtype=object), margin).any()
+
+    def add(self, actor: Actor, margin: float = PLACEMENT_MARGIN) -> bool:
+        """Place ``actor`` if its box is free of every box placed so far."""
+        x, y, h = actor.path.pose(actor.s)
+        poly = footprint(np.array([x, y]), float(h), actor.size)
+        if not self.fits(poly, margin):
+            return False
+        self.actors.append(actor)
+        self.footprints.append(poly)
+        return True
+
+    def static(
+        self, category: Category, xy: np.ndarray, heading: float, intent: Intent, margin: float = PLACEMENT_MARGIN
+    ) -> bool:
+        """Place something that does not move (a cone, debris, a parked car)."""
+        direction = np.array([np.cos(heading), np.sin(heading)])
+        path = Path.from_points([xy, xy + direction])
+        actor = Actor(category, sample_size(self.rng, category), path, 0.0, 0.0, Motion.STATIC)
+        actor.meta.update(intent=intent, color=sample_color(self.rng, category))
+        return self.add(actor, margin)
+
+    def walker(self, category: Category, start: np.ndarray, heading: float, speed: float, intent: Intent) -> bool:
+        """Place a pedestrian or animal that keeps ``speed`` along ``heading``."""
+        direction = np.array([np.cos(heading), np.sin(heading)])
+        path = Path.from_points([start, start + 40.0 * direction])
+        actor = Actor(category, sample_size(self.rng, category), path, 0.0, speed, Motion.WALKER)
+        actor.meta.update(intent=intent, color=sample_color(self.rng, category))
+        return self.add(actor, margin=0.3)
+
+    def vehicle(
+        self,
+        category: Category,
+        lane_id: str,
+        s_lane: float,
+        speed: float,
+        desired: float,
+        turn: Turn,
+        violator: bool = False,
+        size: np.ndarray | None = None,
+    ) -> Actor | None:
+        """Place a vehicle ``s_lane`` metres along lane ``lane_id``, routed preferring ``turn``."""
+        route = self.route(lane_id, turn)
+        s = route.start_s + s_lane
+        size = sample_size(self.rng, category) if size is None else size
+        actor = Actor(category, size, route.path, s, speed, Motion.VEHICLE, desired_speed=desired, violator=violator)
+        actor.stop = self.stop_control(route, s)
+        actor.meta.update(lane=lane_id, turn=route.turn, color=sample_color(self.rng, category), route=route)
+        return actor if self.add(actor) else None
