@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from roadthink.errors import RoadthinkError
 from roadthink.scene.types import SCHEMA_VERSION, Scene
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
