@@ -78,15 +78,14 @@ def scenes_generate(
     layout: Annotated[str | None, typer.Option(help="Only these layouts (comma-separated).")] = None,
     scenario: Annotated[str | None, typer.Option(help="Only these scenarios (comma-separated).")] = None,
     weather: Annotated[str | None, typer.Option(help="Only these weathers (comma-separated).")] = None,
+    time_of_day: Annotated[str | None, typer.Option(help="Only these times of day (comma-separated).")] = None,
     density: Annotated[float, typer.Option(help="Traffic density multiplier.")] = 1.0,
 ) -> None:
     """Generate scenes with images and exact 2D annotations."""
-    from roadthink.parallel import default_workers, map_with_progress
-    from roadthink.render.export import ExportJob, check_writable, export
     from roadthink.scene.generator import GeneratorConfig
     from roadthink.scene.layouts import LAYOUTS
     from roadthink.scene.scenarios import SCENARIOS
-    from roadthink.scene.types import Weather
+    from roadthink.scene.types import TimeOfDay, Weather
 
     if n <= 0:
         raise RoadthinkError(f"--n must be a positive number of scenes, got {n}")
@@ -95,6 +94,7 @@ def scenes_generate(
         ("layouts", "--layout", layout, LAYOUTS),
         ("scenarios", "--scenario", scenario, SCENARIOS),
         ("weather", "--weather", weather, {w.value: w for w in Weather}),
+        ("time_of_day", "--time-of-day", time_of_day, {t.value: t for t in TimeOfDay}),
     ):
         weights = _only(option, value, known)
         if weights is not None:
@@ -103,6 +103,14 @@ def scenes_generate(
         config = GeneratorConfig(**overrides)
     except ValueError as e:
         raise RoadthinkError(f"invalid generator option: {str(e).splitlines()[-1].strip()}") from None
+    _generate(out, n, seed, config, workers)
+
+
+def _generate(out: Path, n: int, seed: int, config, workers: int) -> None:
+    """Write ``n`` scenes with a progress bar, then a table of what was made."""
+    from roadthink.parallel import default_workers, map_with_progress
+    from roadthink.render.export import ExportJob, check_writable, export
+
     check_writable(out)
     jobs = [ExportJob(seed, i, out, config) for i in range(n)]
     workers = workers or min(default_workers(), n)
@@ -159,14 +167,14 @@ def demo(
     """Generate a few scenes on the built-in defaults and draw them."""
     from roadthink.render import save_png
     from roadthink.render.export import check_writable
+    from roadthink.scene.cameras import CAMERA_NAMES
+    from roadthink.scene.generator import GeneratorConfig
     from roadthink.scene.io import load_scene
 
-    if not any((out / "scenes").glob("*.json")):
-        scenes_generate(
-            out=out, n=n, seed=0, cameras="all", workers=0, layout=None, scenario=None, weather=None, density=1.0
-        )
-    files = sorted((out / "scenes").glob("*.json"))
     check_writable(out)
+    if not any((out / "scenes").glob("*.json")):
+        _generate(out, n, 0, GeneratorConfig(cameras=list(CAMERA_NAMES)), 0)
+    files = sorted((out / "scenes").glob("*.json"))
     table = Table(title=f"roadthink demo: {len(files)} scenes")
     for col in ("scene", "layout", "scenario", "weather", "time", "agents", "ego"):
         table.add_column(col)

@@ -45,6 +45,7 @@ from roadthink.scene.world import World
 
 GENERATOR_VERSION = "1.0.0"
 EGO_SIZE = np.array([4.6, 1.9, 1.6])
+VEHICLE_SPACING = 38.0  # mean metres of lane per moving vehicle at density 1
 
 
 class GeneratorConfig(BaseModel):
@@ -195,7 +196,7 @@ def _background(world: World, rng: np.random.Generator, config: GeneratorConfig)
         if len(near) == 0:
             continue
         span = (near.min() * 2.0, min(near.max() * 2.0, path.length))
-        for _ in range(rng.poisson(config.density * (span[1] - span[0]) / 28.0)):
+        for _ in range(rng.poisson(config.density * (span[1] - span[0]) / VEHICLE_SPACING)):
             category = Category(str(_pick(rng, config.category_mix)))
             if category is Category.BICYCLE and lane.right_neighbor is not None:
                 category = Category.CAR

@@ -10,7 +10,7 @@ import shapely
 from roadthink.scene.behaviour import Actor, Motion, StopControl
 from roadthink.scene.catalog import sample_color, sample_size
 from roadthink.scene.paths import Path, smoothstep
-from roadthink.scene.types import AreaKind, Category, Intent, Lane, MapData, SignKind, Turn, box_corners
+from roadthink.scene.types import Category, Intent, Lane, MapData, SignKind, Turn, box_corners
 
 ROUTE_AHEAD = 160.0  # metres of route built ahead of an actor
 PLACEMENT_MARGIN = 0.6  # clearance between boxes when placing, metres
@@ -22,15 +22,16 @@ class Route:
     lanes: list[str]
     start_s: float  # arc length on ``path`` where the first lane of ``lanes`` begins
     turn: Turn  # the first turn the route makes
+    stops: tuple[StopControl, ...]  # stop lines with a light or a stop sign, nearest first
+
+    def next_stop(self, s_now: float) -> StopControl | None:
+        """The first controlled stop line not yet behind ``s_now``."""
+        return next((stop for stop in self.stops if stop.s >= s_now), None)
 
 
 def footprint(xy: np.ndarray, heading: float, size: np.ndarray) -> shapely.Polygon:
     corners = box_corners(np.array([xy[0], xy[1], 0.0]), size, heading)[:4, :2]
     return shapely.Polygon(corners)
-
-
-def _union(polygons: list) -> shapely.Geometry:
-    return shapely.union_all([shapely.Polygon(p) for p in polygons]) if polygons else shapely.Polygon()
 
 
 @dataclass
@@ -41,21 +42,24 @@ class World:
     rng: np.random.Generator
     lanes: dict[str, Lane] = field(init=False)
     paths: dict[str, Path] = field(init=False)
-    drivable: shapely.Geometry = field(init=False)
-    walkable: shapely.Geometry = field(init=False)
     actors: list[Actor] = field(default_factory=list)
     footprints: list[shapely.Polygon] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.lanes = {lane.id: lane for lane in self.map.lanes}
         self.paths = {lane.id: Path.from_points(lane.centerline) for lane in self.map.lanes}
-        self.drivable = _union([a.polygon for a in self.map.areas if a.kind in (AreaKind.ROAD, AreaKind.SHOULDER)])
-        walk = [a.polygon for a in self.map.areas if a.kind is AreaKind.SIDEWALK]
-        self.walkable = _union(walk + [c.polygon for c in self.map.crosswalks])
+        self._routes: dict[tuple[str, Turn], Route] = {}
 
     # --- routes -----------------------------------------------------------------------
     def route(self, lane_id: str, turn: Turn) -> Route:
-        """The lane, one predecessor for history, and successors preferring ``turn``."""
+        """The lane, one predecessor for history, and successors preferring ``turn``;
+        cached, as every vehicle in a lane that turns the same way drives the same route."""
+        key = (lane_id, turn)
+        if key not in self._routes:
+            self._routes[key] = self._build_route(lane_id, turn)
+        return self._routes[key]
+
+    def _build_route(self, lane_id: str, turn: Turn) -> Route:
         lanes = [lane_id]
         length = self.paths[lane_id].length
         taken = Turn.STRAIGHT
@@ -73,23 +77,23 @@ class World:
         prefix = [preds[0]] if preds else []
         points = np.concatenate([self.paths[i].points for i in prefix + lanes])
         start = self.paths[prefix[0]].length if prefix else 0.0
-        return Route(Path.from_points(points), lanes, start, taken)
+        path = Path.from_points(points)
+        return Route(path, lanes, start, taken, self._stops(path, lanes))
 
-    def stop_control(self, route: Route, s_now: float) -> StopControl | None:
-        """The first stop line ahead on ``route`` that has a light or a stop sign."""
-        best: StopControl | None = None
+    def _stops(self, path: Path, lanes: list[str]) -> tuple[StopControl, ...]:
+        """Stop lines on ``lanes`` that a light or a stop sign controls, in route order."""
+        stops = []
         for line in self.map.stop_lines:
-            if not set(line.lane_ids) & set(route.lanes):
+            if not set(line.lane_ids) & set(lanes):
                 continue
-            mid = np.mean(np.asarray(line.points), axis=0)
-            s, lateral = route.path.project(mid[None])
-            if s[0] < s_now or abs(lateral[0]) > 8.0:
+            s, lateral = path.project(np.mean(np.asarray(line.points), axis=0)[None])
+            if abs(lateral[0]) > 8.0:
                 continue
             light = next((lt for lt in self.map.lights if set(lt.lane_ids) & set(line.lane_ids)), None)
             stop_sign = any(sg.kind is SignKind.STOP and set(sg.lane_ids) & set(line.lane_ids) for sg in self.map.signs)
-            if (light or stop_sign) and (best is None or s[0] < best.s):
-                best = StopControl(float(s[0]), light)
-        return best
+            if light or stop_sign:
+                stops.append(StopControl(float(s[0]), light))
+        return tuple(sorted(stops, key=lambda stop: stop.s))
 
     def lane_change(self, route: Route, s_now: float, target_lane: str, start: float, length: float = 22.0) -> Path:
         """``route`` blended into the parallel lane ``target_lane`` between ``start`` and
@@ -156,6 +160,6 @@ class World:
         s = route.start_s + s_lane
         size = sample_size(self.rng, category) if size is None else size
         actor = Actor(category, size, route.path, s, speed, Motion.VEHICLE, desired_speed=desired, violator=violator)
-        actor.stop = self.stop_control(route, s)
+        actor.stop = route.next_stop(s)
         actor.meta.update(lane=lane_id, turn=route.turn, color=sample_color(self.rng, category), route=route)
         return actor if self.add(actor) else None
