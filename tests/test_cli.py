@@ -93,6 +93,7 @@ def test_show_prints_a_summary_and_draws(tmp_path):
     scene = load_scene(scene_file)
     assert scene.scene_id in result.output and scene.layout in result.output
     assert scene.agents[0].id in result.output
+    assert "checks: ok" in result.output
     drawn = np.asarray(Image.open(picture))
     assert drawn.shape[0] > 360 and drawn.shape[1] > 640
 
@@ -141,3 +142,13 @@ def test_console_script_runs(tmp_path):
     )
     assert result.returncode == 2
     assert "unknown camera 'nope'" in result.stderr
+
+
+def test_filters_pick_what_is_generated(tmp_path):
+    out = tmp_path / "night"
+    args = ("--layout", "intersection", "--time-of-day", "night", "--weather", "rain", "--scenario", "normal")
+    assert run("scenes", "generate", "--n", "3", "--out", str(out), "--workers", "1", *args).exit_code == 0
+    for path in (out / "scenes").glob("*.json"):
+        scene = load_scene(path)
+        assert (scene.layout, scene.scenario) == ("intersection", "normal")
+        assert (scene.environment.time_of_day, scene.environment.weather) == ("night", "rain")

@@ -8,6 +8,7 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from roadthink.scene.checks import check_scene
 from roadthink.scene.types import Scene, Sign
 
 
@@ -49,4 +50,8 @@ def summary_table(scene: Scene) -> list[RenderableType]:
             a.intent,
             seen or "-",
         )
-    return [header, table]
+    problems = check_scene(scene)
+    verdict = Text("checks: ok (no overlaps, everyone placed legally, smooth tracks)", style="green")
+    if problems:
+        verdict = Text("checks: " + "; ".join(problems), style="red")
+    return [header, table, verdict]
