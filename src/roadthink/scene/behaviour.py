@@ -113,7 +113,7 @@ class _Paths:
         rows = np.arange(len(self.xy)) if rows is None else rows
         m = self.xy.shape[1]
         f = (s + self.offset) / self.ds
-        i = np.clip(f.astype(int), 0, m - 2)  # f >= 0 in practice: truncation is floor
+        i = np.minimum(np.maximum(f.astype(int), 0), m - 2)  # f >= 0 in practice: truncation is floor
         frac = f - i
         flat = rows.reshape((-1,) + (1,) * (s.ndim - 1)) * m + i  # flat indices: np.take is fast
         x = np.take(self._x, flat) + np.take(self._dx, flat) * frac
@@ -124,7 +124,9 @@ class _Paths:
     def speed_cap(self, s: np.ndarray, look: np.ndarray, accel: float = B_COMFORT) -> np.ndarray:
         """Highest speed from which every bend ``look`` metres away (ahead; behind when
         ``look`` is negative) is reached or was left at ``accel`` within comfort."""
-        f = np.clip(((s[:, None] + look[None]) + self.offset) / self.ds, 0, self.xy.shape[1] - 1).astype(int)
+        f = np.minimum(np.maximum(((s[:, None] + look[None]) + self.offset) / self.ds, 0), self.xy.shape[1] - 1).astype(
+            int
+        )
         v_bend = self.v_curve[np.arange(len(s))[:, None], f]
         return np.sqrt(v_bend**2 + 2 * accel * np.abs(look[None])).min(1)
 
@@ -167,8 +169,9 @@ class Simulation:
         coarse_s = s[movers, None] + np.arange(0.0, LOOKAHEAD + 6.0, 6.0)[None]
         coarse, _ = self.paths.pose(coarse_s, movers)
         reach = 3.5 + np.hypot(self.sizes[:, 0], self.sizes[:, 1]) / 2
-        dist = np.hypot(*(coarse[:, :, None, :] - xy[None, None]).transpose(3, 0, 1, 2)).min(1)
-        near = dist < reach[None]
+        dx = coarse[..., 0, None] - xy[:, 0]
+        dy = coarse[..., 1, None] - xy[:, 1]
+        near = (dx * dx + dy * dy).min(1) < reach**2
         near[np.arange(len(movers)), movers] = False
         mi, pj = np.nonzero(near)
         pi = movers[mi]
@@ -225,7 +228,7 @@ class Simulation:
         use_stop = stop_gap < gap
         return np.where(use_stop, stop_gap, gap), np.where(use_stop, 0.0, lead_v), use_stop
 
-    def settle(self, passes: int = 3) -> None:
+    def settle(self, passes: int = 2) -> None:
         """Lower starting speeds until no vehicle needs more than comfortable braking at
         t=0 and none is faster than it could have left a bend behind it: nobody starts the
         scene already committed to an emergency stop, or just out of an impossible turn.
@@ -298,7 +301,7 @@ def idm_accel(v: np.ndarray, v0: np.ndarray, gap: np.ndarray, lead_v: np.ndarray
     desired = min_gap + v * headway + v * (v - lead_v) / (2 * np.sqrt(a * B_COMFORT))
     free = 1 - (v / np.maximum(v0, 0.1)) ** 4
     interaction = (np.maximum(desired, 0.0) / np.maximum(gap, 0.1)) ** 2
-    return np.clip(a * (free - interaction), -B_MAX, a)
+    return np.maximum(np.minimum(a * (free - interaction), a), -B_MAX)
 
 
 def _past(
@@ -313,7 +316,7 @@ def _past(
     out_s, out_v = {}, {}
     n_steps = round(-t.min() / SIM_DT)
     for step in range(1, n_steps + 1):
-        v_prev = np.clip(v - a0 * SIM_DT, 0.0, ceiling)
+        v_prev = np.minimum(np.maximum(v - a0 * SIM_DT, 0.0), ceiling)
         s_prev = s - (v + v_prev) / 2 * SIM_DT
         v_prev = np.minimum(
             v_prev, np.maximum(paths.speed_cap(s_prev, BEHIND, ACCEL_BACK / 2), v - ACCEL_BACK * SIM_DT)

@@ -14,6 +14,7 @@ from roadthink.scene.types import Category, Intent, Lane, MapData, SignKind, Tur
 
 ROUTE_AHEAD = 160.0  # metres of route built ahead of an actor
 PLACEMENT_MARGIN = 0.6  # clearance between boxes when placing, metres
+VEHICLE_HEADWAY = 1.2  # extra room ahead of and behind a moving vehicle: queues keep gaps
 
 
 @dataclass(frozen=True)
@@ -116,11 +117,14 @@ class World:
             return True
         return not shapely.dwithin(poly, np.asarray(self.footprints, dtype=object), margin).any()
 
-    def add(self, actor: Actor, margin: float = PLACEMENT_MARGIN) -> bool:
-        """Place ``actor`` if its box is free of every box placed so far."""
+    def add(self, actor: Actor, margin: float = PLACEMENT_MARGIN, headway: float = 0.0) -> bool:
+        """Place ``actor`` if its box, lengthened by ``headway`` metres front and back, is
+        ``margin`` clear of every box placed so far."""
         x, y, h = actor.path.pose(actor.s)
         poly = footprint(np.array([x, y]), float(h), actor.size)
-        if not self.fits(poly, margin):
+        longer = actor.size + np.array([2 * headway, 0.0, 0.0])
+        probe = footprint(np.array([x, y]), float(h), longer) if headway else poly
+        if not self.fits(probe, margin):
             return False
         self.actors.append(actor)
         self.footprints.append(poly)
@@ -162,4 +166,4 @@ class World:
         actor = Actor(category, size, route.path, s, speed, Motion.VEHICLE, desired_speed=desired, violator=violator)
         actor.stop = route.next_stop(s)
         actor.meta.update(lane=lane_id, turn=route.turn, color=sample_color(self.rng, category), route=route)
-        return actor if self.add(actor) else None
+        return actor if self.add(actor, headway=VEHICLE_HEADWAY) else None
