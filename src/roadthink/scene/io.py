@@ -21,7 +21,7 @@ class SceneFileError(RoadthinkError):
 
 
 def scene_to_json(scene: Scene) -> str:
-    return scene.model_dump_json(indent=1) + "\n"
+    return scene.model_dump_json() + "\n"  # compact: tracks dominate, and files add up
 
 
 def write_atomic(path: Path, data: bytes) -> None:
