@@ -9,12 +9,12 @@ that they react to each other, vectorised over actors.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import numpy as np
 
-from roadthink.scene.layouts import next_light_state
+from roadthink.scene.layouts import light_at
 from roadthink.scene.paths import Path, wrap_angle
 from roadthink.scene.types import Category, LightState, TrafficLight
 
@@ -22,10 +22,12 @@ SIM_DT = 0.25
 PAD_BEHIND = 80.0  # metres of path kept behind an actor's start, for its past
 LOOKAHEAD = 60.0  # corridor length checked for a leader, metres
 LOOK_STEP = 1.5
+GHOST_TIMES = np.array([1.0, 2.0])  # where crossing traffic is anticipated, seconds ahead
+CROSSING_ANGLE = np.radians(30.0)  # heading difference beyond which traffic is crossing
 LATERAL_ACCEL = 2.5  # comfortable cornering, m/s^2
 B_COMFORT = 3.0
 B_MAX = 8.0
-ACCEL_BACK = 3.0  # fastest speed-up allowed when rolling the past back out of a bend
+ACCEL_BACK = 3.0  # fastest speed-up out of a bend behind: caps how fast one may be just after it
 AHEAD = np.arange(0.0, LOOKAHEAD, 2.0)  # where bends are looked for
 BEHIND = -np.arange(0.0, 40.0, 2.0)
 
@@ -41,6 +43,7 @@ class IDMParams:
     a_max: float
     time_headway: float = 1.3
     min_gap: float = 2.0
+    b_max: float = B_MAX  # hardest braking
 
 
 IDM_BY_CATEGORY: dict[Category, IDMParams] = {
@@ -73,8 +76,33 @@ class Actor:
     desired_speed: float = 0.0
     forced_accel: float | None = None  # scripted, e.g. a lead car braking hard
     violator: bool = False
+    careless: bool = False  # does not anticipate crossing traffic (an animal, a distracted walker)
+    time_reversed: bool = False  # simulated backwards to make up its past
     stop: StopControl | None = None
     meta: dict = field(default_factory=dict)  # generator bookkeeping (lane, intent, colour)
+
+
+def _idm(actor: Actor) -> IDMParams:
+    """The actor's driver. With time reversed, speeding up backwards is slowing down
+    forwards, so it is limited to comfortable braking; braking backwards keeps the full
+    limit, as keeping histories apart matters more than a gentle start."""
+    p = IDM_BY_CATEGORY.get(actor.category, IDM_BY_CATEGORY[Category.CAR])
+    return replace(p, a_max=B_COMFORT) if actor.time_reversed else p
+
+
+def reversed_actor(actor: Actor) -> Actor:
+    """The same road user with time running backwards: its path reversed, its present pace
+    as its wish, no script and no stop lines (rules of the past are not replayed)."""
+    path = Path.from_points(actor.path.points[::-1])
+    return replace(
+        actor,
+        path=path,
+        s=path.length - actor.s,
+        desired_speed=actor.speed,
+        forced_accel=None,
+        stop=None,
+        time_reversed=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -93,10 +121,10 @@ class _Paths:
     """All actors' paths resampled on one uniform grid so that poses are looked up for all
     actors at once (index arithmetic instead of a search per actor)."""
 
-    def __init__(self, actors: list[Actor], ds: float = 1.0, ahead: float = 120.0):
+    def __init__(self, actors: list[Actor], ds: float = 1.0, ahead: float = 100.0):
         self.ds = ds
         self.offset = PAD_BEHIND
-        grid = np.arange(-PAD_BEHIND, ahead + LOOKAHEAD, ds)
+        grid = np.arange(-PAD_BEHIND, max(a.s for a in actors) + ahead + LOOKAHEAD, ds)
         xs, ys, hs = zip(*(a.path.pose(grid) for a in actors), strict=True)
         self.xy = np.stack([np.stack(xs), np.stack(ys)], -1)  # (N, M, 2)
         self.heading = np.unwrap(np.stack(hs), axis=1)
@@ -131,14 +159,6 @@ class _Paths:
         return np.sqrt(v_bend**2 + 2 * accel * np.abs(look[None])).min(1)
 
 
-def light_state_at(light: TrafficLight, t: float) -> LightState:
-    state, remaining = light.state, light.time_to_change
-    while t >= remaining:
-        t -= remaining
-        state, remaining = next_light_state(state)
-    return state
-
-
 class Simulation:
     """Actors advancing together; index 0 is the ego."""
 
@@ -148,7 +168,10 @@ class Simulation:
         self.sizes = np.stack([a.size for a in actors])
         self.movers = np.array([a.motion is Motion.VEHICLE for a in actors])
         self.walkers = np.array([a.motion is Motion.WALKER for a in actors])
-        self.params = [IDM_BY_CATEGORY.get(a.category, IDM_BY_CATEGORY[Category.CAR]) for a in actors]
+        # whoever moves looks ahead: drivers to follow, walkers so as not to walk into things
+        self.sensing = self.movers | (self.walkers & np.array([a.speed > 0 for a in actors]))
+        self.heeds = np.array([not a.careless for a in actors])
+        self.params = [_idm(a) for a in actors]
         self.sign_stop = np.array([a.stop is not None and a.stop.light is None for a in actors])
 
     def state(self) -> tuple[np.ndarray, np.ndarray]:
@@ -158,44 +181,54 @@ class Simulation:
         """Free distance ahead of each mover and the speed of what blocks it (inf, 0 if free).
 
         A box blocks a mover when it overlaps the strip the mover's body sweeps along its
-        path; only boxes near and ahead of the mover are checked.
+        path. Crossing traffic is also seen where it will be in 1 and 2 s (a "ghost" box at
+        its present speed and heading), so that drivers and walkers yield instead of meeting
+        it in the middle; careless actors (a pedestrian stepping out) ignore the ghosts.
         """
         n = len(s)
         xy, heading = self.paths.pose(s)
         gap = np.full(n, np.inf)
         lead_v = np.zeros(n)
-        movers = np.flatnonzero(self.movers)
-        # coarse pass: boxes within reach of a probe every 6 m along each mover's path
+        movers = np.flatnonzero(self.sensing)
+        moving = np.flatnonzero(v > 0.3)
+        owner = np.concatenate([np.arange(n), np.repeat(moving, len(GHOST_TIMES))])
+        tau = np.concatenate([np.zeros(n), np.tile(GHOST_TIMES, len(moving))])
+        direction = np.stack([np.cos(heading), np.sin(heading)], -1)
+        obstacle = xy[owner] + (v[owner] * tau)[:, None] * direction[owner]
+        # coarse pass: obstacles within reach of a probe every 6 m along each mover's path
         coarse_s = s[movers, None] + np.arange(0.0, LOOKAHEAD + 6.0, 6.0)[None]
         coarse, _ = self.paths.pose(coarse_s, movers)
-        reach = 3.5 + np.hypot(self.sizes[:, 0], self.sizes[:, 1]) / 2
-        dx = coarse[..., 0, None] - xy[:, 0]
-        dy = coarse[..., 1, None] - xy[:, 1]
+        reach = 3.5 + np.hypot(self.sizes[owner, 0], self.sizes[owner, 1]) / 2
+        dx = coarse[..., 0, None] - obstacle[:, 0]
+        dy = coarse[..., 1, None] - obstacle[:, 1]
         near = (dx * dx + dy * dy).min(1) < reach**2
-        near[np.arange(len(movers)), movers] = False
-        mi, pj = np.nonzero(near)
-        pi = movers[mi]
+        near &= owner[None] != movers[:, None]
+        crossing = np.abs(wrap_angle(heading[owner][None] - heading[movers][:, None])) > CROSSING_ANGLE
+        near &= (tau[None] == 0) | (crossing & self.heeds[movers][:, None])
+        mi, oj = np.nonzero(near)
+        pi, pj = movers[mi], owner[oj]
         if len(pi) == 0:
             return gap, lead_v
         look = np.arange(0.0, LOOKAHEAD, LOOK_STEP)
         probe_s = s[pi, None] + self.sizes[pi, 0, None] / 2 + look[None]  # (P, K)
         probe_xy, probe_heading = self.paths.pose(probe_s, pi)
-        rel = probe_xy - xy[pj, None, :]
-        c, sn = np.cos(heading[pj])[:, None], np.sin(heading[pj])[:, None]
+        rel = probe_xy - obstacle[oj, None, :]
+        c, sn = direction[pj, 0, None], direction[pj, 1, None]
         along = rel[..., 0] * c + rel[..., 1] * sn
         across = -rel[..., 0] * sn + rel[..., 1] * c
         hit = (np.abs(along) < self.sizes[pj, 0, None] / 2 + 0.3) & (
             np.abs(across) < (self.sizes[pj, 1] + self.sizes[pi, 1])[:, None] / 2 + 0.2
         )
         has = hit.any(1)
-        pi, pj, k = pi[has], pj[has], hit[has].argmax(1)
+        pi, pj, oj, k = pi[has], pj[has], oj[has], hit[has].argmax(1)
         order = np.lexsort((k, pi))  # per mover, its nearest blocker first
-        pi, pj, k = pi[order], pj[order], k[order]
+        pi, pj, oj, k = pi[order], pj[order], oj[order], k[order]
         first = np.concatenate([[True], pi[1:] != pi[:-1]]) if len(pi) else np.zeros(0, bool)
-        pi, pj, k = pi[first], pj[first], k[first]
+        pi, pj, oj, k = pi[first], pj[first], oj[first], k[first]
         gap[pi] = look[k]
         probe_h = probe_heading[has][order][first, k] if len(pi) else np.zeros(0)
-        lead_v[pi] = np.maximum(v[pj] * np.cos(heading[pj] - probe_h), 0.0)
+        real = tau[oj] == 0  # a ghost is where something will be: stop short of it
+        lead_v[pi] = np.where(real, np.maximum(v[pj] * np.cos(heading[pj] - probe_h), 0.0), 0.0)
         return gap, lead_v
 
     def stop_gaps(self, s: np.ndarray, v: np.ndarray, t: float, released: np.ndarray) -> np.ndarray:
@@ -213,7 +246,7 @@ class Simulation:
             elif actor.violator:
                 must = False
             else:
-                state = light_state_at(stop.light, t)
+                state, _ = light_at(stop.light, t)
                 must = state is LightState.RED or (state is LightState.YELLOW and gap > v[i] ** 2 / (2 * B_COMFORT))
             if must:
                 gaps[i] = max(gap, 0.0)
@@ -252,12 +285,31 @@ class Simulation:
                 ok = np.flatnonzero(accel >= -B_COMFORT)
                 actor.speed = float(candidates[ok[0]] if len(ok) else 0.0)
 
-    def run(self, horizon: float, record_dt: float) -> Rollout:
-        """Advance ``horizon`` seconds, recording poses every ``record_dt``; the past is
-        rolled back kinematically from the state and acceleration at t=0."""
+    def run(self, horizon: float, record_dt: float, past: float) -> Rollout:
+        """Poses every ``record_dt`` from ``past`` seconds ago to ``horizon`` seconds ahead.
+
+        The future is simulated forward. The past is simulated too, backwards in time:
+        every actor runs its path in reverse at its present pace, with the same rules, so
+        the histories respect each other (nobody drove through the car ahead) and the bends.
+        """
+        future_s, future_v, accel0 = self._advance(horizon, record_dt)
+        back_s, back_v, _ = Simulation([reversed_actor(a) for a in self.actors])._advance(past, record_dt)
+        lengths = np.array([a.path.length for a in self.actors])
+        past_s = (lengths[:, None] - back_s[:, 1:])[:, ::-1]
+        past_v = back_v[:, 1:][:, ::-1]
+        all_s = np.concatenate([past_s, future_s], 1)
+        xy, heading = self.paths.pose(all_s)
+        times = np.arange(-past_s.shape[1], future_s.shape[1]) * record_dt
+        return Rollout(
+            times, xy[..., 0], xy[..., 1], wrap_angle(heading), np.concatenate([past_v, future_v], 1), accel0
+        )
+
+    def _advance(self, horizon: float, record_dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Arc lengths and speeds (N, T + 1) every ``record_dt`` from now to ``horizon``,
+        and each actor's acceleration at t=0."""
         n = len(self.actors)
         s, v = self.state()
-        s0, v0_now = s.copy(), v.copy()
+        pace = v.copy()
         forced = np.array([np.nan if a.forced_accel is None else a.forced_accel for a in self.actors])
         desired = np.array([a.desired_speed for a in self.actors])
         released = np.zeros(n, bool)
@@ -265,65 +317,35 @@ class Simulation:
         rec_s, rec_v = [s.copy()], [v.copy()]
         accel0 = np.zeros(n)
         for step in range(round(horizon / SIM_DT)):
-            a = np.zeros(n)
-            if self.movers.any():
-                gap, lead_v, at_stop = self.leaders(s, v, step * SIM_DT, released)
-                v0 = np.minimum(desired, self.paths.speed_cap(s, AHEAD))
-                a = idm_accel(v, v0, gap, lead_v, self.params)
-                # IDM brakes gently above v0; a bend ahead is a hard limit, so track its cap
-                cap_next = self.paths.speed_cap(s + v * SIM_DT, AHEAD)
-                a = np.where(self.movers, np.maximum(np.minimum(a, (cap_next - v) / SIM_DT), -B_MAX), 0.0)
-                # a stop sign is passed once the vehicle has (nearly) stopped at it
-                released |= self.sign_stop & at_stop & (v < 0.5) & (gap < 4.0)
+            gap, lead_v, at_stop = self.leaders(s, v, step * SIM_DT, released)
+            v0 = np.minimum(desired, self.paths.speed_cap(s, AHEAD))
+            a = idm_accel(v, v0, gap, lead_v, self.params)
+            # IDM brakes gently above v0; a bend ahead is a hard limit, so track its cap
+            cap_next = self.paths.speed_cap(s + v * SIM_DT, AHEAD)
+            b_max = np.array([q.b_max for q in self.params])
+            a = np.where(self.movers, np.maximum(np.minimum(a, (cap_next - v) / SIM_DT), -b_max), 0.0)
+            # a stop sign is passed once the vehicle has (nearly) stopped at it
+            released |= self.sign_stop & at_stop & (v < 0.5) & (gap < 4.0)
             a = np.where(np.isnan(forced), a, forced)
-            a = np.where(self.walkers, 0.0, a)
             v_new = np.maximum(v + a * SIM_DT, 0.0)
+            # walkers keep their pace, but wait while something stands right in their way
+            v_new = np.where(self.walkers, np.where(gap <= LOOK_STEP, 0.0, pace), v_new)
             if step == 0:  # what the actor actually does: a car at rest brakes at 0, not -8
-                accel0 = (v_new - v) / SIM_DT
+                accel0 = np.where(self.walkers, 0.0, (v_new - v) / SIM_DT)
             s = s + (v + v_new) / 2 * SIM_DT
             v = v_new
             if (step + 1) % every == 0:
                 rec_s.append(s.copy())
                 rec_v.append(v.copy())
-        past_t = -np.arange(round(2.0 / record_dt), 0, -1) * record_dt
-        past_s, past_v = _past(self.paths, s0, v0_now, accel0, desired, past_t)
-        all_s = np.concatenate([past_s, np.stack(rec_s, 1)], 1)
-        all_v = np.concatenate([past_v, np.stack(rec_v, 1)], 1)
-        xy, heading = self.paths.pose(all_s)
-        times = np.concatenate([past_t, np.arange(len(rec_s)) * record_dt])
-        return Rollout(times, xy[..., 0], xy[..., 1], wrap_angle(heading), all_v, accel0)
+        return np.stack(rec_s, 1), np.stack(rec_v, 1), accel0
 
 
 def idm_accel(v: np.ndarray, v0: np.ndarray, gap: np.ndarray, lead_v: np.ndarray, p: list[IDMParams]) -> np.ndarray:
     a = np.array([q.a_max for q in p])
+    b_max = np.array([q.b_max for q in p])
     headway = np.array([q.time_headway for q in p])
     min_gap = np.array([q.min_gap for q in p])
     desired = min_gap + v * headway + v * (v - lead_v) / (2 * np.sqrt(a * B_COMFORT))
     free = 1 - (v / np.maximum(v0, 0.1)) ** 4
     interaction = (np.maximum(desired, 0.0) / np.maximum(gap, 0.1)) ** 2
-    return np.maximum(np.minimum(a * (free - interaction), a), -B_MAX)
-
-
-def _past(
-    paths: _Paths, s0: np.ndarray, v0: np.ndarray, a0: np.ndarray, desired: np.ndarray, t: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Arc length and speed at past times ``t`` < 0, stepping back in time under the
-    acceleration at t=0, but never faster than the driver's desired speed or the bends
-    behind allowed, and never with a jump in speed: a braking car was faster before,
-    unless it just left a corner."""
-    ceiling = np.maximum(desired, v0)
-    s, v = s0.astype(float).copy(), v0.astype(float).copy()
-    out_s, out_v = {}, {}
-    n_steps = round(-t.min() / SIM_DT)
-    for step in range(1, n_steps + 1):
-        v_prev = np.minimum(np.maximum(v - a0 * SIM_DT, 0.0), ceiling)
-        s_prev = s - (v + v_prev) / 2 * SIM_DT
-        v_prev = np.minimum(
-            v_prev, np.maximum(paths.speed_cap(s_prev, BEHIND, ACCEL_BACK / 2), v - ACCEL_BACK * SIM_DT)
-        )
-        v_prev = np.maximum(v_prev, 0.0)
-        s = s - (v + v_prev) / 2 * SIM_DT
-        v = v_prev
-        out_s[round(-step * SIM_DT, 6)], out_v[round(-step * SIM_DT, 6)] = s.copy(), v.copy()
-    keys = [round(float(x), 6) for x in t]
-    return np.stack([out_s[k] for k in keys], 1), np.stack([out_v[k] for k in keys], 1)
+    return np.maximum(np.minimum(a * (free - interaction), a), -b_max)

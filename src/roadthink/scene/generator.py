@@ -22,6 +22,7 @@ from roadthink.scene.paths import wrap_angle
 from roadthink.scene.scenarios import SCENARIOS
 from roadthink.scene.types import (
     FUTURE_STEPS,
+    PAST_STEPS,
     SCHEMA_VERSION,
     STATIC_OBJECTS,
     TRACK_DT,
@@ -298,7 +299,7 @@ def _assemble(
 ) -> Scene:
     sim = Simulation(world.actors)
     sim.settle()
-    roll = sim.run(FUTURE_STEPS * TRACK_DT, TRACK_DT)
+    roll = sim.run(FUTURE_STEPS * TRACK_DT, TRACK_DT, past=PAST_STEPS * TRACK_DT)
     now = int(np.flatnonzero(roll.times == 0.0)[0])
     ex, ey, eyaw = (round(float(v), 4) for v in (roll.x[0, now], roll.y[0, now], roll.yaw[0, now]))
     c, s = math.cos(eyaw), math.sin(eyaw)

@@ -38,6 +38,7 @@ ROAD_LENGTH = 130.0  # metres from the origin to each end
 CROSSWALK = (0.5, 3.5)  # metres beyond the junction edge
 STOP_LINE_SETBACK = 4.5
 GREEN_S, YELLOW_S, ALL_RED_S = 14.0, 3.0, 1.0
+CYCLE_S = 2 * (GREEN_S + YELLOW_S + ALL_RED_S)
 KMH = 1 / 3.6
 
 
@@ -311,10 +312,9 @@ def intersection(rng: np.random.Generator, p: LayoutParams) -> MapData:
     lanes = min(p.lanes_per_direction, 2)
     arms = [Arm(angle=a * math.pi / 2, lanes=lanes) for a in range(4)]
     junction = _junction(mb, arms, p.speed_limit_kmh * KMH, crosswalks=True, controlled={0, 1, 2, 3})
-    cycle = 2 * (GREEN_S + YELLOW_S + ALL_RED_S)
-    phase = float(rng.uniform(0.0, cycle))
+    phase = float(rng.uniform(0.0, CYCLE_S))
     for i, arm in enumerate(arms):
-        state, remaining = _signal(phase - (i % 2) * cycle / 2, cycle)
+        state, remaining = _signal(phase - (i % 2) * CYCLE_S / 2)
         # overhead on the far side of the junction, over the lanes it controls
         pos = -arm.u * (junction + 1.0) + arm.n * arm.lanes * LANE_WIDTH / 2
         mb.lights.append(
@@ -330,23 +330,24 @@ def intersection(rng: np.random.Generator, p: LayoutParams) -> MapData:
     return mb.build()
 
 
-def _signal(t: float, cycle: float) -> tuple[LightState, float]:
-    """State of a signal group at time ``t`` in its cycle, and the time left in that state."""
-    t %= cycle
+def _signal(t: float) -> tuple[LightState, float]:
+    """State of a signal group ``t`` seconds into its cycle, and the time left in that state.
+
+    One group's cycle is green, yellow, then red while the crossing group has its green,
+    yellow and both groups' all-red clearance; the crossing group runs half a cycle behind.
+    """
+    t %= CYCLE_S
     if t < GREEN_S:
         return LightState.GREEN, GREEN_S - t
     if t < GREEN_S + YELLOW_S:
         return LightState.YELLOW, GREEN_S + YELLOW_S - t
-    return LightState.RED, cycle - t
+    return LightState.RED, CYCLE_S - t
 
 
-def next_light_state(state: LightState) -> tuple[LightState, float]:
-    """The phase that follows ``state`` and how long it lasts."""
-    return {
-        LightState.GREEN: (LightState.YELLOW, YELLOW_S),
-        LightState.YELLOW: (LightState.RED, GREEN_S + YELLOW_S + 2 * ALL_RED_S),
-        LightState.RED: (LightState.GREEN, GREEN_S),
-    }[state]
+def light_at(light: TrafficLight, t: float) -> tuple[LightState, float]:
+    """State of ``light`` and the time left in it, ``t`` seconds from now (negative: ago)."""
+    end_of_state = {LightState.GREEN: GREEN_S, LightState.YELLOW: GREEN_S + YELLOW_S, LightState.RED: CYCLE_S}
+    return _signal(end_of_state[light.state] - light.time_to_change + t)
 
 
 def t_junction(rng: np.random.Generator, p: LayoutParams) -> MapData:

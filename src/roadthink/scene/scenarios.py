@@ -27,6 +27,13 @@ def _ahead(world: World, distance: float, lateral: float = 0.0) -> tuple[np.ndar
     return np.array([x, y]) + lateral * np.array([-math.sin(h), math.cos(h)]), h
 
 
+def _clear_ahead(world: World, distance: float) -> None:
+    """Keep background traffic off the ego's path up to ``distance`` metres ahead, so that
+    the hazard the scenario is about is the ego's to face."""
+    ego = world.actors[0]
+    world.keep_clear(ego.path, ego.s + ego.size[0] / 2, ego.s + distance, LANE_WIDTH)
+
+
 def _dodge(world: World, distance: float) -> None:
     """Plan the ego around a blocked lane: change to a free neighbour lane before
     ``distance`` metres, or, with none, keep the lane and let the rollout stop it."""
@@ -56,7 +63,11 @@ def occluded_pedestrian(world: World, rng: np.random.Generator) -> None:
     parked = world.actors[-1]
     step_xy = xy + (parked.size[0] / 2 + 0.9) * np.array([math.cos(h), math.sin(h)])
     step_xy += 0.6 * np.array([-math.sin(h), math.cos(h)])
-    _placed(world.walker(Category.PEDESTRIAN, step_xy, h + math.pi / 2, float(rng.uniform(1.3, 1.9)), Intent.CROSSING))
+    _placed(
+        world.walker(
+            Category.PEDESTRIAN, step_xy, h + math.pi / 2, float(rng.uniform(1.3, 1.9)), Intent.CROSSING, careless=True
+        )
+    )
 
 
 def _placed(ok: bool) -> None:
@@ -93,6 +104,7 @@ def lane_closure(world: World, rng: np.random.Generator) -> None:
         _placed(world.static(Category.TRAFFIC_CONE, xy, h, Intent.STATIC, margin=0.1))
     if own:
         _dodge(world, d0)
+    _clear_ahead(world, d0)
 
 
 def road_debris(world: World, rng: np.random.Generator) -> None:
@@ -101,6 +113,7 @@ def road_debris(world: World, rng: np.random.Generator) -> None:
     xy, h = _ahead(world, d, float(rng.uniform(-0.6, 0.6)))
     _placed(world.static(Category.DEBRIS, xy, h + float(rng.uniform(-1.0, 1.0)), Intent.STATIC))
     _dodge(world, d)
+    _clear_ahead(world, d - 2.0)
 
 
 def animal_on_road(world: World, rng: np.random.Generator) -> None:
@@ -114,6 +127,7 @@ def animal_on_road(world: World, rng: np.random.Generator) -> None:
         )
     else:
         _placed(world.walker(Category.ANIMAL, xy, h + float(rng.uniform(-math.pi, math.pi)), 0.0, Intent.STANDING))
+    _clear_ahead(world, d - 2.0)
 
 
 def lead_braking(world: World, rng: np.random.Generator) -> None:

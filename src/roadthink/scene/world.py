@@ -112,6 +112,13 @@ class World:
         return Path.from_points(np.concatenate([blended, rest]))
 
     # --- placement --------------------------------------------------------------------
+    def keep_clear(self, path: Path, start: float, end: float, width: float) -> None:
+        """Reserve the strip of ``path`` between arc lengths ``start`` and ``end``: nothing
+        placed later may stand in it (the road between the ego and a scenario's hazard)."""
+        x, y, _ = path.pose(np.arange(start, end, 1.0))
+        strip = shapely.LineString(np.stack([x, y], -1)).buffer(width / 2, cap_style="flat")
+        self.footprints.append(strip)
+
     def fits(self, poly: shapely.Polygon, margin: float = PLACEMENT_MARGIN) -> bool:
         if not self.footprints:
             return True
@@ -140,11 +147,27 @@ class World:
         actor.meta.update(intent=intent, color=sample_color(self.rng, category))
         return self.add(actor, margin)
 
-    def walker(self, category: Category, start: np.ndarray, heading: float, speed: float, intent: Intent) -> bool:
+    def walker(
+        self,
+        category: Category,
+        start: np.ndarray,
+        heading: float,
+        speed: float,
+        intent: Intent,
+        careless: bool = False,
+    ) -> bool:
         """Place a pedestrian or animal that keeps ``speed`` along ``heading``."""
         direction = np.array([np.cos(heading), np.sin(heading)])
         path = Path.from_points([start, start + 40.0 * direction])
-        actor = Actor(category, sample_size(self.rng, category), path, 0.0, speed, Motion.WALKER)
+        actor = Actor(
+            category,
+            sample_size(self.rng, category),
+            path,
+            0.0,
+            speed,
+            Motion.WALKER,
+            careless=careless or category is Category.ANIMAL,
+        )
         actor.meta.update(intent=intent, color=sample_color(self.rng, category))
         return self.add(actor, margin=0.3)
 
