@@ -18,6 +18,8 @@ app = typer.Typer(
 )
 scenes_app = typer.Typer(help="Generate and inspect driving scenes.", no_args_is_help=True)
 app.add_typer(scenes_app, name="scenes")
+bench_app = typer.Typer(help="Build benchmark splits of questions with exact answers.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -156,6 +158,63 @@ def _annotated_montage(scene):
             for name, img in rendered.images.items()
         }
     )
+
+
+def _names(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+@bench_app.command("build")
+@reports_errors
+def bench_build(
+    out: Annotated[Path, typer.Option(help="Output folder (samples.jsonl, scenes/, images/, README.md).")],
+    split: Annotated[str, typer.Option(help="train, val or test: each has its own fixed scene seeds.")] = "test",
+    size: Annotated[int, typer.Option(help="Samples per task.")] = 50,
+    seed: Annotated[int | None, typer.Option(help="Base scene seed (default: the split's own).")] = None,
+    tasks: Annotated[str | None, typer.Option(help="Only these tasks (comma-separated).")] = None,
+    families: Annotated[str | None, typer.Option(help="Only these families (comma-separated).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (0: one per core).")] = 0,
+) -> None:
+    """Build a balanced split: samples with exact answers, their images and scenes, a card."""
+    from roadthink.tasks import select_tasks
+    from roadthink.tasks.build import build
+
+    chosen = select_tasks(_names(tasks), _names(families))
+    report = build(out, chosen, split, size, seed, workers)
+    table = Table(title=f"{split} split in {out}: {sum(report.samples.values())} samples, {report.scenes_used} scenes")
+    for col in ("family", "task", "samples", "skipped scenes"):
+        table.add_column(col)
+    for t in chosen:
+        table.add_row(t.family, t.name, str(report.samples[t.name]), str(report.skipped[t.name]))
+    console.print(table)
+    console.print(f"card: {out / 'README.md'}")
+
+
+@app.command()
+@reports_errors
+def corruptions(
+    out: Annotated[Path, typer.Option(help="Where the grid picture goes (PNG).")] = Path("corruptions.png"),
+    image: Annotated[
+        Path | None, typer.Option(help="An image to corrupt (default: a generated scene's front camera).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Corruption seed.")] = 0,
+) -> None:
+    """Draw every corruption at severities 1, 3 and 5 as one grid picture."""
+    import cv2
+
+    from roadthink.render import render_camera, save_png
+    from roadthink.render.corrupt import corruption_grid
+    from roadthink.scene.generator import generate_scene
+
+    if image is None:
+        picture = render_camera(generate_scene(seed), "CAM_FRONT").image
+    else:
+        bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise RoadthinkError(f"{image}: not a readable image")
+        picture = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    save_png(out, corruption_grid(picture, seed=seed))
+    console.print(f"grid: {out}")
 
 
 @app.command()

@@ -31,12 +31,13 @@ def progress_bar(transient: bool = False) -> Progress:
 
 
 def map_with_progress(
-    fn: Callable[[T], R], items: Iterable[T], total: int, description: str, workers: int = 1
+    fn: Callable[[T], R], items: Iterable[T], total: int, description: str, workers: int = 1, chunksize: int = 0
 ) -> Iterator[R]:
     """Yield ``fn(item)`` in order, on ``workers`` processes, while a bar shows progress.
 
     Results come back in input order whatever the worker count, so output never depends
-    on how the work was split.
+    on how the work was split. A consumer that stops early cancels what has not started;
+    small ``chunksize`` keeps that waste small.
     """
     with progress_bar() as bar:
         task = bar.add_task(description, total=total, rate="")
@@ -45,7 +46,8 @@ def map_with_progress(
             pool = None
         else:
             pool = ProcessPoolExecutor(max_workers=workers)
-            results = pool.map(fn, items, chunksize=max(1, min(16, total // (workers * 4) or 1)))
+            chunksize = chunksize or max(1, min(16, total // (workers * 4)))
+            results = pool.map(fn, items, chunksize=chunksize)
         try:
             for done, result in enumerate(results, 1):
                 elapsed = bar.tasks[0].elapsed or 1e-9

@@ -1,0 +1,105 @@
+"""Task generators registered by name, and the balancing that keeps text priors at chance.
+
+A task looks at a scene and proposes every question it could ask there (``candidates``),
+each tagged with a balance ``key`` (what the question text varies with, e.g. the category)
+and an answer ``bucket``. The builder accepts a candidate only while its bucket is not ahead
+of the other buckets of the same key: so for every question text, every answer is about
+equally likely, and a model that reads only the text scores at chance.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from roadthink.errors import RoadthinkError
+from roadthink.scene.types import Scene
+from roadthink.tasks.sample import AnswerType, Sample, View
+
+Propose = Callable[[Scene, np.random.Generator], Iterable[Sample]]
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    family: str
+    answer_type: AnswerType
+    buckets: tuple[str, ...]  # every answer bucket a question can have
+    propose: Propose
+    description: str
+
+
+TASKS: dict[str, Task] = {}
+FAMILIES = ("perception", "spatial", "prediction", "risk", "planning", "corner_case", "grounding")
+
+
+def task(name: str, family: str, answer_type: AnswerType, buckets: Iterable[str]) -> Callable[[Propose], Propose]:
+    """Register ``propose`` as task ``name``; its docstring's first line describes it."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}")
+
+    def register(propose: Propose) -> Propose:
+        doc = (propose.__doc__ or name).strip().splitlines()[0]
+        TASKS[name] = Task(name, family, answer_type, tuple(buckets), propose, doc)
+        return propose
+
+    return register
+
+
+def select_tasks(names: Iterable[str] | None = None, families: Iterable[str] | None = None) -> list[Task]:
+    """Tasks by name and/or family (all when neither is given); unknown names are an error
+    that lists the known ones."""
+    names, families = list(names or []), list(families or [])
+    bad_family = [f for f in families if f not in FAMILIES]
+    if bad_family:
+        raise RoadthinkError(f"unknown family {bad_family[0]!r}; known: {', '.join(FAMILIES)}")
+    bad_task = [n for n in names if n not in TASKS]
+    if bad_task:
+        raise RoadthinkError(f"unknown task {bad_task[0]!r}; known: {', '.join(sorted(TASKS))}")
+    chosen = [t for t in TASKS.values() if (not names or t.name in names) and (not families or t.family in families)]
+    return sorted(chosen, key=lambda t: (FAMILIES.index(t.family), t.name))
+
+
+@dataclass
+class Balancer:
+    """Per task and key, how many samples each answer bucket has; ``slack`` is how far one
+    bucket may run ahead of the emptiest bucket of the same key."""
+
+    slack: int = 1
+    counts: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
+
+    def pick(self, task: Task, candidates: list[Sample], rng: np.random.Generator) -> Sample | None:
+        """The candidate whose bucket is emptiest, if taking it keeps its key balanced."""
+        best: list[tuple[int, Sample]] = []
+        for sample in candidates:
+            counts = self.counts.setdefault((task.name, sample.meta["key"]), Counter())
+            have = counts[sample.meta["bucket"]]
+            if have - min(counts[b] for b in task.buckets) < self.slack:
+                best.append((have, sample))
+        if not best:
+            return None
+        low = min(h for h, _ in best)
+        pool = [s for h, s in best if h == low]
+        chosen = pool[int(rng.integers(len(pool)))]
+        self.counts[(task.name, chosen.meta["key"])][chosen.meta["bucket"]] += 1
+        return chosen
+
+
+def choice_letters(n: int) -> list[str]:
+    return [chr(ord("A") + i) for i in range(n)]
+
+
+def as_choice(options: list[str], correct: str, rng: np.random.Generator) -> tuple[list[str], str]:
+    """Options shuffled, each prefixed with its letter, and the letter of ``correct``."""
+    order = rng.permutation(len(options))
+    shuffled = [options[i] for i in order]
+    letters = choice_letters(len(options))
+    return [f"{letter}. {text}" for letter, text in zip(letters, shuffled, strict=True)], letters[
+        shuffled.index(correct)
+    ]
+
+
+FRONT = (View(camera="CAM_FRONT"),)
