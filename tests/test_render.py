@@ -15,6 +15,7 @@ from roadthink.render import (
     render_scene,
     save_png,
 )
+from roadthink.render.details import BACK, FRONT, LEFT, RIGHT, TEMPLATES, TOP
 from roadthink.render.projection import (
     NEAR,
     Camera,
@@ -24,7 +25,7 @@ from roadthink.render.projection import (
     clip_polygons_near,
     front_facing,
 )
-from roadthink.render.style import HEADING_COLORS, lighting
+from roadthink.render.style import HEADING_COLORS, SKIN, lighting
 from roadthink.scene.cameras import rig
 from roadthink.scene.types import (
     Agent,
@@ -56,7 +57,9 @@ POSE = Pose(x=120.0, y=-40.0, yaw=0.4)  # not the origin, so world -> ego is exe
 BEV = BEVSpec(width=200, height=200, resolution=0.25)
 SIZES = {
     Category.CAR: (4.5, 1.9, 1.5),
+    Category.TRUCK: (8.0, 2.5, 3.3),
     Category.BUS: (11.0, 2.6, 3.2),
+    Category.PEDESTRIAN: (0.55, 0.6, 1.75),
     Category.TRAFFIC_CONE: (2.0, 2.0, 0.8),
 }
 
@@ -338,6 +341,112 @@ def test_every_weather_and_time_of_day_renders_and_night_is_darker():
             means[weather, time_of_day] = image.mean()
     assert means[Weather.CLEAR, TimeOfDay.NIGHT] < means[Weather.CLEAR, TimeOfDay.DUSK]
     assert means[Weather.CLEAR, TimeOfDay.DUSK] < means[Weather.CLEAR, TimeOfDay.DAY]
+
+
+# --- category details ---------------------------------------------------------------------------
+
+SILVER = (170, 172, 178)
+BLUE = (35, 70, 170)
+
+
+def in_box(image: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
+    """The pixels of ``image`` inside a 2D box, as signed ints (so differences do not wrap)."""
+    x1, y1, x2, y2 = (round(v) for v in bbox)
+    return image[y1:y2, x1:x2].astype(int)
+
+
+def test_every_category_has_details_that_are_convex_and_on_their_faces():
+    assert set(TEMPLATES) == set(Category)
+    axis = {TOP: 2, FRONT: 0, BACK: 0, LEFT: 1, RIGHT: 1}
+    side = {TOP: 1, FRONT: 1, BACK: -1, LEFT: 1, RIGHT: -1}
+    for template in TEMPLATES.values():
+        for face, points in zip(template.face.tolist(), template.points, strict=True):
+            assert (points[:, axis[face]] == side[face]).all()  # on the face's plane
+            assert (np.abs(points) <= 1).all()  # within the face
+            outline = np.delete(points, axis[face], axis=1)
+            edges = np.roll(outline, -1, axis=0) - outline
+            turns = edges[:, 0] * np.roll(edges[:, 1], -1) - edges[:, 1] * np.roll(edges[:, 0], -1)
+            assert (turns >= -1e-12).all() or (turns <= 1e-12).all()  # convex (padding adds zeros)
+
+
+def test_a_car_shows_red_tail_lights_from_behind_and_headlights_from_the_front():
+    for yaw, rear in ((0.0, True), (math.pi, False)):
+        rendered = render_camera(make_scene([agent("a", 15.0, 0.0, yaw=yaw, rgb=BLUE)]), "CAM_FRONT")
+        pixels = in_box(rendered.image, rendered.annotations["a"].bbox)
+        r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+        red = (r > 150) & (g < 60) & (b < 60)
+        pale = pixels.min(axis=2) > 150
+        assert (np.count_nonzero(red) > 10) == rear
+        assert (np.count_nonzero(pale) > 10) == (not rear)
+
+
+def test_a_pedestrian_shows_a_skin_toned_head_above_its_clothes_and_darker_legs():
+    rendered = render_camera(make_scene([agent("p", 6.0, 0.0, Category.PEDESTRIAN, rgb=BLUE)]), "CAM_FRONT")
+    x1, y1, x2, y2 = (round(v) for v in rendered.annotations["p"].bbox)
+    column = rendered.image[y1:y2, (x1 + x2) // 2].astype(int)  # top to bottom
+    shade = lighting(make_scene().environment).shade
+    rows = np.arange(len(column)) / len(column)
+    rear = np.array([-1.0, 0.0, 0.0])  # the face the camera sees
+    skin_rgb, clothes_rgb = (shade(np.array(rgb, float), rear, np.array(0.0)) for rgb in (SKIN, BLUE))
+    skin = (np.abs(column - skin_rgb) <= 1).all(axis=1)
+    clothes = (np.abs(column - clothes_rgb) <= 1).all(axis=1)
+    legs = column.sum(axis=1) < 0.6 * clothes_rgb.sum()
+    assert skin.any() and clothes.any() and legs.any()
+    assert rows[skin].max() < rows[clothes].min()  # the head is above the clothes ...
+    assert rows[skin].min() < 0.05 and rows[skin].max() > 0.1  # ... on top of them ...
+    assert rows[clothes].max() < rows[legs].min() < 0.6  # ... and the legs below them
+
+
+def test_at_night_headlights_and_tail_lights_are_lit():
+    for yaw in (0.0, math.pi):
+        scene = make_scene([agent("a", 15.0, 0.0, yaw=yaw, rgb=SILVER)], time_of_day=TimeOfDay.NIGHT)
+        rendered = render_camera(scene, "CAM_FRONT")
+        pixels = in_box(rendered.image, rendered.annotations["a"].bbox)
+        body = np.median(pixels.reshape(-1, 3), axis=0)
+        brightest = pixels.max(axis=2)
+        assert brightest.max() > 220  # lamps emit: no night tint
+        assert body.max() < 110  # the silver body is dark at night
+        assert np.count_nonzero(brightest > body.max() + 100) > 10
+
+
+def scenes_by_category(categories: list[Category]) -> list[Scene]:
+    """A scene of varied boxes (near, far, turned, overlapping, one cut by the near plane), once
+    per category: the boxes stay, only what is painted on them changes."""
+    boxes = [
+        agent("near", 7.0, -1.0, Category.PEDESTRIAN),
+        agent("behind", 14.0, -1.5, yaw=0.3),
+        agent("oncoming", 22.0, 3.5, Category.TRUCK, yaw=math.pi),
+        agent("turned", 11.0, 4.0, yaw=1.2),
+        agent("far", 60.0, -2.0, Category.BUS, yaw=-0.2),
+        agent("cut", 2.5, 3.0),
+    ]
+    return [make_scene([a.model_copy(update={"category": category}) for a in boxes]) for category in categories]
+
+
+def test_details_stay_inside_their_agents_and_change_no_ground_truth():
+    """Whatever is painted on a box, it covers the same pixels (details never stray off their
+    faces, even where OpenCV's rasteriser would) and gives the same annotations."""
+    empty = render_camera(make_scene(), "CAM_FRONT").image
+    renders = [render_camera(scene, "CAM_FRONT") for scene in scenes_by_category(list(Category))]
+    covered = [(r.image != empty).any(axis=2) for r in renders]
+    for rendered, mask in zip(renders[1:], covered[1:], strict=True):
+        assert rendered.annotations == renders[0].annotations
+        np.testing.assert_array_equal(mask, covered[0])
+        assert (rendered.image != renders[0].image).any()  # yet the details differ
+
+
+def test_a_farther_agents_details_never_paint_over_a_nearer_agent():
+    bus = agent("bus", 10.0, 1.5, Category.BUS, rgb=SILVER)
+    alone = render_camera(make_scene([bus]), "CAM_FRONT").image
+    bus_pixels = (alone != render_camera(make_scene(), "CAM_FRONT").image).any(axis=2)
+    images = []
+    for category in (Category.CAR, Category.TRUCK, Category.PEDESTRIAN):
+        hidden = agent("hidden", 25.0, 0.0).model_copy(update={"category": category})
+        rendered = render_camera(make_scene([bus, hidden]), "CAM_FRONT")
+        assert 0.1 < rendered.annotations["hidden"].visible_fraction < 0.9
+        np.testing.assert_array_equal(rendered.image[bus_pixels], alone[bus_pixels])
+        images.append(rendered.image)
+    assert (images[0] != images[1]).any() and (images[1] != images[2]).any()
 
 
 # --- orientation, shared by the BEV and the camera --------------------------------------------

@@ -4,11 +4,14 @@ Order of drawing: a cached sky/ground background, the road surface and its paint
 z = 0, transformed in bulk), per-pixel fog on the ground, then every 3D object far to near
 (painter's algorithm). Objects are also drawn, with the very same fixed-point polygons, into
 an int32 ID buffer; an agent's visible pixels are those where its ID survives, which is what
-makes ``visible_fraction`` exact for what the image shows.
+makes ``visible_fraction`` exact for what the image shows. An agent's category cues (windows,
+wheels, lamps: see ``details``) are painted in its own step, into the colour image only and
+only where the ID buffer holds that agent, so they change no ground truth.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
@@ -16,7 +19,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from roadthink.render import style
+from roadthink.render import details, style
 from roadthink.render.geometry import PAINT_GROUPS, map_geometry, split_by_owner
 from roadthink.render.projection import (
     BOX_FACES,
@@ -53,6 +56,8 @@ POLE_WIDTH = 0.12
 SIGN_RADIUS = 0.4
 MIN_TEXT_PX = 9.0  # below this radius a sign's text is unreadable and left out
 PROP_REACH = 0.6  # metres around a prop's centre that its parts may take up
+MIN_DETAIL_PX = 6.0  # agents shorter than this on screen get no details: they would be specks
+DETAIL_MARGIN = 2  # pixels around a detail that OpenCV's fill may stray into
 STATIC_ID = -1  # ID-buffer value of poles, housings and plates: they occlude agents
 _LAMP_STACK = np.outer(LAMP_OFFSETS, UP)  # (3, 3) lamp centres from the head's front face
 _LAMP_RGB = np.array([style.LAMP_COLORS[lamp] for lamp in LAMP_ORDER], dtype=float)
@@ -243,6 +248,10 @@ class _Boxes:
     corners: np.ndarray  # (B, 8, 3) camera frame
     pixels: np.ndarray  # (B, 8, 2) projected corners; valid where ``inside``
     faces: np.ndarray  # (B, 6, 4, 2) fixed-point pixels of each face; valid where ``inside``
+    paintable: np.ndarray  # (B, 6) bool: front-facing and wholly ahead of the near plane
+    rgb: np.ndarray  # (B, 3) base colours
+    normals: np.ndarray  # (B, 6, 3) ego-frame outward normals the faces were shaded with
+    face_depth: np.ndarray  # (B, 6) camera depth of the face centres, which their fog used
     bounds: list[list[float]]  # [B] x1, y1, x2, y2 of ``pixels``
     visible: list[list[bool]]  # [B][6] front-facing
     colors: list[list[list[float]]]  # [B][6] lit RGB of each face
@@ -256,7 +265,8 @@ class _Boxes:
         centers, sizes, yaws, rgb = data[:, :3], data[:, 3:6], data[:, 6], data[:, 7:]
         normals, middles = box_faces_batch(centers, sizes, yaws)
         visible = front_facing(normals, middles, camera.position)
-        colors = light.shade(rgb[:, None, :], normals, camera.to_camera(middles)[..., 2])
+        face_depth = camera.to_camera(middles)[..., 2]
+        colors = light.shade(rgb[:, None, :], normals, face_depth)
         corners = camera.to_camera(box_corners_batch(centers, sizes, yaws))
         depth = corners[..., 2]
         inside = depth.min(axis=1) >= NEAR
@@ -269,6 +279,10 @@ class _Boxes:
             corners=corners,
             pixels=pixels,
             faces=fixed(pixels[:, BOX_FACES]),
+            paintable=visible & (depth >= NEAR)[:, BOX_FACES].all(axis=2),
+            rgb=rgb,
+            normals=normals,
+            face_depth=face_depth,
             bounds=np.concatenate([low, high], axis=1).tolist(),
             visible=visible.tolist(),
             colors=colors.tolist(),
@@ -296,6 +310,69 @@ class _Boxes:
             return self.pixels[index], self.bounds[index]
         points = camera.project(clip_box_near(self.corners[index]))
         return points, [*points.min(axis=0).tolist(), *points.max(axis=0).tolist()]
+
+
+@dataclass(frozen=True)
+class _Details:
+    """The category cues of the agents drawn (``details.TEMPLATES``), placed, lit and projected
+    for all agents at once, on the faces that are drawn whole (seen, not near-clipped)."""
+
+    pixels: np.ndarray  # (N, VERTICES, 2) fixed point, agent after agent
+    colors: list[list[float]]  # [N]
+    spans: dict[int, tuple[int, int]]  # agent index -> its rows
+
+    @classmethod
+    def build(cls, scene: Scene, boxes: _Boxes, camera: Camera, light: Lighting) -> _Details:
+        chosen = [  # agents are the first boxes
+            index
+            for index in range(len(scene.agents))
+            if boxes.drawn[index]
+            and (not boxes.inside[index] or boxes.bounds[index][3] - boxes.bounds[index][1] >= MIN_DETAIL_PX)
+        ]
+        rows, counts = details.rows([scene.agents[index].category for index in chosen])
+        slot = np.repeat(np.arange(len(chosen)), counts)
+        owner = np.asarray(chosen, dtype=int)[slot]
+        face = details.TABLE.face[rows]
+        keep = boxes.paintable[owner, face]  # a near-clipped face's details would need clipping too
+        rows, slot, owner, face = rows[keep], slot[keep], owner[keep], face[keep]
+        corners = (boxes.corners[chosen] @ camera.intrinsics.T)[slot]  # homogeneous pixels
+        pixels = fixed(dehomogenise(details.place(rows, corners)))
+        normals, depth = boxes.normals[owner, face], boxes.face_depth[owner, face]
+        colors = details.colors(rows, boxes.rgb[owner], normals, depth, light)
+        starts = np.searchsorted(slot, np.arange(len(chosen) + 1)).tolist()
+        spans = zip(chosen, starts, starts[1:], strict=False)
+        return cls(pixels, colors.tolist(), {index: (start, end) for index, start, end in spans if start < end})
+
+    def draw(self, canvas: _Canvas, index: int, bounds: list[float]) -> None:
+        """Paint agent ``index``'s details over its faces, just drawn, within its silhouette's
+        ``bounds``. OpenCV's fill is not monotone under nesting (it snaps vertices to rows: a
+        polygon inside another may get a pixel the outer one did not), so pixels the ID buffer
+        does not give to the agent are put back as they were."""
+        span = self.spans.get(index)
+        if span is None:
+            return
+        x1, y1, x2, y2 = _window(bounds, canvas.camera)
+        window = canvas.image[y1:y2, x1:x2]
+        if not window.size:
+            return
+        before = window.copy()
+        start, end = span
+        for polygon, color in zip(self.pixels[start:end], self.colors[start:end], strict=True):
+            cv2.fillConvexPoly(canvas.image, polygon, color, cv2.LINE_8, SHIFT)
+        others = cv2.compare(canvas.ids[y1:y2, x1:x2], index + 1, cv2.CMP_NE)
+        cv2.copyTo(before, others, window)  # in place: ``window`` is a view of the image
+
+
+def _window(bounds: list[float], camera: Camera) -> tuple[int, int, int, int]:
+    """Image slice bounds x1, y1, x2, y2 around pixel ``bounds`` x1, y1, x2, y2, with a margin
+    for OpenCV's rounding."""
+    x1, y1, x2, y2 = (math.floor(value) for value in bounds)
+    return (
+        max(x1 - DETAIL_MARGIN, 0),
+        max(y1 - DETAIL_MARGIN, 0),
+        min(x2 + DETAIL_MARGIN + 1, camera.width),
+        min(y2 + DETAIL_MARGIN + 1, camera.height),
+    )
 
 
 class _Disc(NamedTuple):
@@ -362,6 +439,7 @@ def _draw_objects(canvas: _Canvas, scene: Scene, light: Lighting) -> list[_Drawn
         rows += prop.boxes
         first_box.append(len(rows))
     boxes = _Boxes.build(rows, camera, light)
+    cues = _Details.build(scene, boxes, camera, light)
     anchors = np.array([row.center for row in rows[:count]] + [p.anchor for p in props])
     distance = ((anchors.reshape(-1, 3) - camera.position) ** 2).sum(axis=1)  # squared
     drawn = []
@@ -370,6 +448,7 @@ def _draw_objects(canvas: _Canvas, scene: Scene, light: Lighting) -> list[_Drawn
             if boxes.drawn[index]:
                 boxes.draw(canvas, index, index + 1)
                 silhouette, bounds = boxes.silhouette(index, camera)
+                cues.draw(canvas, index, bounds)
                 drawn.append(_Drawn(index, silhouette, bounds, boxes.depth[index]))
             continue
         prop = index - count

@@ -76,6 +76,21 @@ SIGN_WHITE: RGB = (240, 240, 240)
 SIGN_BACK: RGB = (150, 150, 155)
 SIGN_TEXT: RGB = (10, 10, 10)
 
+# Category cues painted on agents' box faces (see render/details.py).
+GLASS: RGB = (38, 48, 62)
+TYRE: RGB = (22, 22, 24)
+GRILLE: RGB = (34, 34, 36)
+UNDERSIDE: RGB = (18, 18, 20)  # shadow between legs, under a barrier's board
+HEADLIGHT: RGB = (250, 244, 210)
+TAIL_LIGHT: RGB = (235, 30, 25)
+ROUTE_SIGN: RGB = (255, 176, 0)
+SKIN: RGB = (224, 172, 138)
+RIDER: RGB = (45, 45, 52)
+HELMET: RGB = (205, 205, 210)
+REFLECTIVE: RGB = (245, 245, 240)
+STRIPE_RED: RGB = (205, 25, 30)
+STRIPE_WHITE: RGB = (240, 240, 240)
+
 
 class SignLayer(NamedTuple):
     """One flat layer of a sign face: a unit shape (x right, y down as seen from the front),
@@ -138,6 +153,7 @@ class Lighting:
     fog: RGB
     sky_zenith: RGB
     sky_horizon: RGB
+    lamps: bool  # vehicle head- and tail-lights are on: drawn emissive, so cars show in the dark
 
     @property
     def foggy(self) -> bool:
@@ -168,6 +184,7 @@ class _Time(NamedTuple):
     sun: float  # strength of the directional light
     zenith: RGB
     horizon: RGB
+    lamps: bool  # drivers have their lights on
 
 
 class _Weather(NamedTuple):
@@ -181,9 +198,9 @@ class _Weather(NamedTuple):
 
 
 _TIMES: dict[TimeOfDay, _Time] = {
-    TimeOfDay.DAY: _Time((1.0, 1.0, 1.0), 1.0, (70, 130, 210), (180, 208, 236)),
-    TimeOfDay.DUSK: _Time((0.88, 0.70, 0.60), 0.6, (48, 52, 104), (236, 140, 84)),
-    TimeOfDay.NIGHT: _Time((0.30, 0.34, 0.52), 0.12, (4, 6, 18), (20, 26, 50)),
+    TimeOfDay.DAY: _Time((1.0, 1.0, 1.0), 1.0, (70, 130, 210), (180, 208, 236), False),
+    TimeOfDay.DUSK: _Time((0.88, 0.70, 0.60), 0.6, (48, 52, 104), (236, 140, 84), True),
+    TimeOfDay.NIGHT: _Time((0.30, 0.34, 0.52), 0.12, (4, 6, 18), (20, 26, 50), True),
 }
 _FOG_GREY: RGB = (190, 192, 195)
 _WEATHERS: dict[Weather, _Weather] = {
@@ -218,6 +235,7 @@ def _lighting(time_of_day: TimeOfDay, weather: Weather) -> Lighting:
         fog=_rgb(np.asarray(_FOG_GREY) * darkness),
         sky_zenith=sky(hour.zenith),
         sky_horizon=sky(hour.horizon),
+        lamps=hour.lamps,
     )
 
 
