@@ -1,8 +1,10 @@
 """Scenes per second for generate + BEV + front camera, beside highway-env in the same run.
 
-Anchors, both measured here:
+Anchors, all measured here:
 - highway-env ``render()`` of one fixed state, frames/s (the issue's anchor; re-draws the
   same frame, so it is an upper bound on highway-env's drawing speed);
+- highway-env ``reset()`` + ``render()``, frames/s: a new highway-env scene, drawn — the
+  closest counterpart of generating and drawing a roadthink scene;
 - highway-env ``step()`` + ``render()``, frames/s: what a new highway-env frame costs.
 
 Run: ``make bench`` (installs the ``sim`` extra), or
@@ -61,7 +63,7 @@ def roadthink_rate(n: int, workers: int) -> tuple[float, dict[str, float]]:
     return n / total, {k: 1000 * v / n for k, v in parts.items()}
 
 
-def highway_rates(frames: int, steps: int) -> tuple[float, float]:
+def highway_rates(frames: int, steps: int) -> tuple[float, float, float]:
     import gymnasium as gym
     import highway_env  # noqa: F401  (registers the environments)
 
@@ -78,8 +80,13 @@ def highway_rates(frames: int, steps: int) -> tuple[float, float]:
         env.step(env.action_space.sample())
         env.render()
     step_fps = steps / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for seed in range(steps):
+        env.reset(seed=seed)
+        env.render()
+    reset_fps = steps / (time.perf_counter() - start)
     env.close()
-    return render_fps, step_fps
+    return render_fps, reset_fps, step_fps
 
 
 def main() -> None:
@@ -87,18 +94,21 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=200)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    render_fps, step_fps = highway_rates(frames=300, steps=20)
+    render_fps, reset_fps, step_fps = highway_rates(frames=300, steps=20)
     single, parts = roadthink_rate(args.scenes, 1)
     print(f"highway-env render() of a fixed state : {render_fps:8.1f} frames/s")
+    print(f"highway-env reset() + render()         : {reset_fps:8.1f} frames/s")
     print(f"highway-env step() + render()          : {step_fps:8.1f} frames/s")
     print(f"roadthink generate + BEV + CAM_FRONT   : {single:8.1f} scenes/s (1 process)")
     print("  per scene: " + ", ".join(f"{k} {v:.1f} ms" for k, v in parts.items()))
     print(f"ratio vs highway-env render()          : {single / render_fps:8.2f}x (goal >= 3x)")
+    print(f"ratio vs highway-env reset + render    : {single / reset_fps:8.2f}x")
     print(f"ratio vs highway-env step + render     : {single / step_fps:8.2f}x")
     if args.workers > 1:
         multi, _ = roadthink_rate(args.scenes, args.workers)
         print(f"roadthink with {args.workers} worker processes        : {multi:8.1f} scenes/s")
         print(f"ratio vs highway-env render()          : {multi / render_fps:8.2f}x")
+        print(f"ratio vs highway-env reset + render    : {multi / reset_fps:8.2f}x")
 
 
 if __name__ == "__main__":
