@@ -17,7 +17,7 @@ import numpy as np
 
 from roadthink.errors import RoadthinkError
 from roadthink.scene.types import Scene
-from roadthink.tasks.sample import AnswerType, Sample, View
+from roadthink.tasks.sample import AnswerType, Sample, Step, View
 
 Propose = Callable[[Scene, np.random.Generator], Iterable[Sample]]
 
@@ -88,18 +88,53 @@ class Balancer:
         return chosen
 
 
-def choice_letters(n: int) -> list[str]:
-    return [chr(ord("A") + i) for i in range(n)]
-
-
-def as_choice(options: list[str], correct: str, rng: np.random.Generator) -> tuple[list[str], str]:
-    """Options shuffled, each prefixed with its letter, and the letter of ``correct``."""
-    order = rng.permutation(len(options))
-    shuffled = [options[i] for i in order]
-    letters = choice_letters(len(options))
-    return [f"{letter}. {text}" for letter, text in zip(letters, shuffled, strict=True)], letters[
-        shuffled.index(correct)
-    ]
-
-
 FRONT = (View(camera="CAM_FRONT"),)
+
+
+def make_sample(
+    scene: Scene,
+    family: str,
+    task_name: str,
+    key: str,
+    bucket: str,
+    question: str,
+    answer: object,
+    answer_type: AnswerType,
+    steps: list[Step],
+    choices: list[str] | None = None,
+    views: tuple[View, ...] = FRONT,
+) -> Sample:
+    """A sample of ``task_name`` about ``scene``; ``key`` and ``bucket`` drive the balance."""
+    return Sample(
+        id=f"{scene.scene_id}-{task_name}",
+        family=family,
+        task=task_name,
+        question=question,
+        choices=choices,
+        answer=answer,
+        answer_type=answer_type,
+        views=list(views),
+        scene_id=scene.scene_id,
+        reference_steps=steps,
+        meta={"key": key, "bucket": bucket},
+    )
+
+
+def choice_sample(
+    scene: Scene,
+    family: str,
+    task_name: str,
+    key: str,
+    question: str,
+    options: list[str],
+    correct: str,
+    steps: list[Step],
+    rng: np.random.Generator,
+) -> Sample:
+    """A multiple-choice sample: options shuffled and lettered, the answer the letter of
+    ``correct``, whose text is also the balance bucket."""
+    shuffled = [options[i] for i in rng.permutation(len(options))]
+    letters = [chr(ord("A") + i) for i in range(len(options))]
+    choices = [f"{letter}. {text}" for letter, text in zip(letters, shuffled, strict=True)]
+    letter = letters[shuffled.index(correct)]
+    return make_sample(scene, family, task_name, key, correct, question, letter, AnswerType.CHOICE, steps, choices)
