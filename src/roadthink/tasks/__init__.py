@@ -1,6 +1,6 @@
 """Questions with exact answers about scenes: samples, task generators, benchmark builds."""
 
-from roadthink.tasks import perception, spatial  # noqa: F401  (register the tasks)
+from roadthink.tasks import corner_cases, grounding, perception, planning, spatial  # noqa: F401  (register the tasks)
 from roadthink.tasks.registry import FAMILIES, TASKS, Task, select_tasks
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step, View
 

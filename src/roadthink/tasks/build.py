@@ -27,6 +27,15 @@ from roadthink.tasks.sample import Sample
 BENCH_NAME = "roadthink-bench-v1"
 SPLIT_SEEDS = {"train": 1_000, "val": 2_000, "test": 3_000}  # disjoint scene streams per split
 SCENES_PER_SAMPLE = 25  # give up on a task after this many scenes per requested sample
+# benchmark scenes: more corner cases than the generator's everyday mix, so every family fills
+BENCH_SCENARIOS = {
+    "normal": 0.4,
+    "occluded_pedestrian": 0.12,
+    "lane_closure": 0.12,
+    "road_debris": 0.12,
+    "animal_on_road": 0.12,
+    "lead_braking": 0.12,
+}
 
 
 @dataclass
@@ -58,7 +67,7 @@ def build(
     report = BuildReport(split, base_seed, size)
     rng = np.random.default_rng(np.random.SeedSequence([base_seed, 7]))
     balancer = Balancer()
-    config = GeneratorConfig()
+    config = GeneratorConfig(scenarios=BENCH_SCENARIOS)
     max_scenes = size * SCENES_PER_SAMPLE
     jobs = (ExportJob(base_seed, i, out, config) for i in range(max_scenes))
     samples: list[Sample] = []

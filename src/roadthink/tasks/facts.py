@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from roadthink.scene.types import Scene
+from roadthink.tasks.corner_cases import ON_ROAD, UNUSUAL, response
+from roadthink.tasks.planning import meta_action_of
 from roadthink.tasks.sample import Fact, Step
 from roadthink.tasks.views import VISIBLE, distance, seen
 
 DISTANCE_TOLERANCE = 1.0  # metres
+SPEED_TOLERANCE = 0.5  # m/s
+BOX_TOLERANCE = 2.0  # pixels per edge
 
 
 def _agent(scene: Scene, agent_id: str):
@@ -70,6 +76,43 @@ def _distance(scene: Scene, f: dict) -> bool | None:
     return None if agent is None else abs(distance(agent) - float(f["value"])) <= DISTANCE_TOLERANCE
 
 
+def _unusual_ahead(scene: Scene, f: dict) -> bool:
+    ahead = [a for a in seen(scene, f["camera"]) if a.category in UNUSUAL and abs(a.box.center[1]) < ON_ROAD]
+    return bool(ahead) == f["value"]
+
+
+def _ego_response(scene: Scene, f: dict) -> bool:
+    return response(scene) == f["value"]
+
+
+def _bbox(scene: Scene, f: dict) -> bool | None:
+    agent = _agent(scene, f["agent"])
+    ann = None if agent is None else agent.cameras.get(f["camera"])
+    return None if ann is None else all(abs(a - b) <= BOX_TOLERANCE for a, b in zip(ann.bbox, f["value"], strict=True))
+
+
+def _ego_point(scene: Scene, t: float):
+    return next((p for p in scene.ego.future if abs(p.t - t) < 1e-6), None)
+
+
+def _ego_speed(scene: Scene, f: dict) -> bool | None:
+    if float(f["t"]) == 0.0:
+        return abs(scene.ego.speed - float(f["value"])) <= SPEED_TOLERANCE
+    point = _ego_point(scene, float(f["t"]))
+    return None if point is None else abs(point.speed - float(f["value"])) <= SPEED_TOLERANCE
+
+
+def _ego_position(scene: Scene, f: dict) -> bool | None:
+    point = _ego_point(scene, float(f["t"]))
+    if point is None:
+        return None
+    return float(np.hypot(point.center[0] - f["value"][0], point.center[1] - f["value"][1])) <= DISTANCE_TOLERANCE
+
+
+def _meta_action(scene: Scene, f: dict) -> bool:
+    return meta_action_of(scene) == f["value"]
+
+
 CHECKERS: dict[str, Callable[[Scene, dict], bool | None]] = {
     "visible": _visible,
     "count": _count,
@@ -80,6 +123,12 @@ CHECKERS: dict[str, Callable[[Scene, dict], bool | None]] = {
     "color": _color,
     "side": _side,
     "distance": _distance,
+    "unusual_ahead": _unusual_ahead,
+    "ego_response": _ego_response,
+    "bbox": _bbox,
+    "ego_speed": _ego_speed,
+    "ego_position": _ego_position,
+    "meta_action": _meta_action,
 }
 
 

@@ -2,9 +2,8 @@
 
 A task looks at a scene and proposes every question it could ask there (``candidates``),
 each tagged with a balance ``key`` (what the question text varies with, e.g. the category)
-and an answer ``bucket``. The builder accepts a candidate only while its bucket is not ahead
-of the other buckets of the same key: so for every question text, every answer is about
-equally likely, and a model that reads only the text scores at chance.
+and an answer ``bucket``. The builder accepts a candidate only while no answer of its key
+is more common than chance allows: so a model that reads only the text scores at chance.
 """
 
 from __future__ import annotations
@@ -65,19 +64,25 @@ def select_tasks(names: Iterable[str] | None = None, families: Iterable[str] | N
 
 @dataclass
 class Balancer:
-    """Per task and key, how many samples each answer bucket has; ``slack`` is how far one
-    bucket may run ahead of the emptiest bucket of the same key."""
+    """Per task and key, how many samples each answer bucket has.
 
-    slack: int = 1
+    A model that sees only the question text can do no better than always giving the
+    most common answer for that text, so what must stay small is the largest bucket's
+    share: a bucket of a key may hold at most ``1 / len(buckets) + excess`` of the key's
+    samples, plus one (so that evenly filled buckets can always take the next sample). Rare
+    buckets may stay rare; they make no answer easier to guess.
+    """
+
+    excess: float = 0.03
     counts: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
 
     def pick(self, task: Task, candidates: list[Sample], rng: np.random.Generator) -> Sample | None:
-        """The candidate whose bucket is emptiest, if taking it keeps its key balanced."""
+        """The candidate whose bucket is emptiest, among those its key's cap allows."""
         best: list[tuple[int, Sample]] = []
         for sample in candidates:
             counts = self.counts.setdefault((task.name, sample.meta["key"]), Counter())
             have = counts[sample.meta["bucket"]]
-            if have - min(counts[b] for b in task.buckets) < self.slack:
+            if have <= (counts.total() + 1) * (1 / len(task.buckets) + self.excess):
                 best.append((have, sample))
         if not best:
             return None
