@@ -51,7 +51,9 @@ def _front(scene) -> list:
 
 def _described(scene, question: str):
     """The one visible agent the question's 'the [colour] category' phrase names."""
-    phrase = re.search(r"(?:Is|How far is|bounding box of) the ([a-z ]+?) (?:to the|from|in the)", question).group(1)
+    phrase = re.search(
+        r"(?:Is|How far is|bounding box of) the ([a-z ]+?) (?:to the|from|in the|moving or)", question
+    ).group(1)
     words = phrase.split()
     colour = words[0] if words[0] in COLOURS else None
     category = "_".join(words[1:] if colour else words)
@@ -116,6 +118,13 @@ def test_every_answer_recomputed_from_the_scene(splits):
         elif row["task"] == "box":
             assert row["answer"] == list(_described(scene, row["question"]).cameras["CAM_FRONT"].bbox), row["id"]
             continue
+        elif row["task"] == "motion":
+            expected = "moving" if _described(scene, row["question"]).speed > 1.0 else "stationary"
+            assert [Path(p).name for p in row["images"]] == [
+                "CAM_FRONT@-1s.png",
+                "CAM_FRONT@-0.5s.png",
+                "CAM_FRONT.png",
+            ]
         elif row["task"] == "meta_action":
             expected = _meta_action(scene)
         elif row["task"] == "distance":

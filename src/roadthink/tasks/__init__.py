@@ -1,6 +1,13 @@
 """Questions with exact answers about scenes: samples, task generators, benchmark builds."""
 
-from roadthink.tasks import corner_cases, grounding, perception, planning, spatial  # noqa: F401  (register the tasks)
+from roadthink.tasks import (  # noqa: F401  (register the tasks)
+    corner_cases,
+    grounding,
+    perception,
+    planning,
+    prediction,
+    spatial,
+)
 from roadthink.tasks.registry import FAMILIES, TASKS, Task, select_tasks
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step, View
 

@@ -18,9 +18,12 @@ import numpy as np
 from roadthink import __version__
 from roadthink.errors import RoadthinkError
 from roadthink.parallel import default_workers, map_with_progress
+from roadthink.render import render_camera, save_png
 from roadthink.render.export import ExportJob, check_writable, export, scene_paths
 from roadthink.scene.generator import GENERATOR_VERSION, GeneratorConfig
 from roadthink.scene.io import load_scene, write_atomic
+from roadthink.scene.timeline import scene_at
+from roadthink.scene.types import Scene
 from roadthink.tasks.registry import Balancer, Task
 from roadthink.tasks.sample import Sample
 
@@ -89,7 +92,7 @@ def build(
             used.add(scene.scene_id)
             report.scenes_used += 1
             for sample in taken:
-                samples.append(_with_files(sample, scene.scene_id, list(scene.cameras)))
+                samples.append(_with_files(sample, scene, out))
                 report.samples[sample.task] += 1
                 report.answers.setdefault(sample.task, Counter())[sample.meta["bucket"]] += 1
         if all(report.samples[t.name] >= size for t in tasks):
@@ -100,11 +103,20 @@ def build(
     return report
 
 
-def _with_files(sample: Sample, scene_id: str, cameras: list[str]) -> Sample:
-    scene_file, images = scene_paths(Path("."), scene_id, cameras)
-    return sample.model_copy(
-        update={"scene": scene_file.as_posix(), "images": [images[v.camera].as_posix() for v in sample.views]}
-    )
+def _with_files(sample: Sample, scene: Scene, out: Path) -> Sample:
+    """``sample`` with the paths of its scene and images; frames of other moments than now
+    (past frames for prediction) are rendered here, once per scene and view."""
+    scene_file, images = scene_paths(Path("."), scene.scene_id, list(scene.cameras))
+    paths = []
+    for view in sample.views:
+        if view.t == 0:
+            paths.append(images[view.camera].as_posix())
+            continue
+        path = images[view.camera].with_name(f"{view.key}.png")
+        if not (out / path).exists():
+            save_png(out / path, render_camera(scene_at(scene, view.t), view.camera).image)
+        paths.append(path.as_posix())
+    return sample.model_copy(update={"scene": scene_file.as_posix(), "images": paths})
 
 
 def _prune(out: Path, prefix: str, used: set[str], cameras: list[str]) -> None:

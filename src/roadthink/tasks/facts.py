@@ -109,6 +109,11 @@ def _ego_position(scene: Scene, f: dict) -> bool | None:
     return float(np.hypot(point.center[0] - f["value"][0], point.center[1] - f["value"][1])) <= DISTANCE_TOLERANCE
 
 
+def _speed(scene: Scene, f: dict) -> bool | None:
+    agent = _agent(scene, f["agent"])
+    return None if agent is None else abs(agent.speed - float(f["value"])) <= SPEED_TOLERANCE
+
+
 def _meta_action(scene: Scene, f: dict) -> bool:
     return meta_action_of(scene) == f["value"]
 
@@ -129,6 +134,7 @@ CHECKERS: dict[str, Callable[[Scene, dict], bool | None]] = {
     "ego_speed": _ego_speed,
     "ego_position": _ego_position,
     "meta_action": _meta_action,
+    "speed": _speed,
 }
 
 
