@@ -18,7 +18,7 @@ from roadthink.tasks import TASKS, Sample, select_tasks
 from roadthink.tasks.build import build
 from roadthink.tasks.facts import check_steps
 
-SIZE = 20
+SIZE = 16
 VISIBLE = 0.25  # restated here on purpose: the tests do not import the tasks' own helpers
 
 

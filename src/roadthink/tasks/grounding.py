@@ -40,6 +40,4 @@ def box(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
             f"Give the bounding box of {name} in the front camera image as [x1, y1, x2, y2] in pixels "
             f"(image size {width}x{scene.cameras[CAMERA].height})."
         )
-        yield make_sample(
-            scene, FAMILY, "box", agent.category.value, third, question, [x1, y1, x2, y2], AnswerType.BOX, steps
-        )
+        yield make_sample(scene, FAMILY, "box", name, third, question, [x1, y1, x2, y2], AnswerType.BOX, steps)

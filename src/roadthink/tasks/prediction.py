@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from roadthink.scene.types import Scene
+from roadthink.scene.types import STATIC_OBJECTS, Scene
 from roadthink.tasks.registry import choice_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step, View
 from roadthink.tasks.views import describe, seen
@@ -23,8 +23,8 @@ def motion(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
     visible = seen(scene, CAMERA)
     for agent in visible:
         name = describe(agent, visible)
-        if name is None or STILL <= agent.speed <= MOVING:
-            continue
+        if name is None or agent.category in STATIC_OBJECTS or STILL <= agent.speed <= MOVING:
+            continue  # a cone never moves: asking would give the answer away
         answer = "moving" if agent.speed > MOVING else "stationary"
         steps = [
             Step(
@@ -37,7 +37,5 @@ def motion(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
             ),
         ]
         question = f"The images are the front camera 1 s ago, 0.5 s ago and now. Is {name} moving or stationary?"
-        sample = choice_sample(
-            scene, FAMILY, "motion", agent.category.value, question, ["moving", "stationary"], answer, steps, rng
-        )
+        sample = choice_sample(scene, FAMILY, "motion", name, question, ["moving", "stationary"], answer, steps, rng)
         yield sample.model_copy(update={"views": list(HISTORY)})

@@ -1,7 +1,7 @@
 """Task generators registered by name, and the balancing that keeps text priors at chance.
 
 A task looks at a scene and proposes every question it could ask there (``candidates``),
-each tagged with a balance ``key`` (what the question text varies with, e.g. the category)
+each tagged with a balance ``key`` (what the question text varies with, e.g. "the red car")
 and an answer ``bucket``. The builder accepts a candidate only while no answer of its key
 is more common than chance allows: so a model that reads only the text scores at chance.
 """
@@ -66,30 +66,39 @@ def select_tasks(names: Iterable[str] | None = None, families: Iterable[str] | N
 class Balancer:
     """Per task and key, how many samples each answer bucket has.
 
-    A model that sees only the question text can do no better than always giving the
-    most common answer for that text, so what must stay small is the largest bucket's
-    share: a bucket of a key may hold at most ``1 / len(buckets) + excess`` of the key's
-    samples, plus one (so that evenly filled buckets can always take the next sample). Rare
-    buckets may stay rare; they make no answer easier to guess.
+    A model that sees only the question text can do no better than the most common answer
+    for that text, or for the task when it has not seen the text. So, for each key and for
+    the task as a whole, a bucket may take one more sample only while it holds no more than
+    ``1 / len(buckets) + excess`` of the samples so far (counting the new one). Rare answers
+    may stay rare: they make no answer easier to guess.
     """
 
     excess: float = 0.03
     counts: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
+    totals: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def allows(self, task: Task, key: str, bucket: str) -> bool:
+        """Whether one more ``bucket`` answer keeps this wording balanced, and the task as a
+        whole (which is what a blind model falls back on for wordings it has not seen)."""
+        share = 1 / len(task.buckets) + self.excess
+        counts = self.counts.get((task.name, key), Counter())
+        totals = self.totals.get(task.name, Counter())
+        return all(c[bucket] <= (c.total() + 1) * share for c in (counts, totals))
 
     def pick(self, task: Task, candidates: list[Sample], rng: np.random.Generator) -> Sample | None:
-        """The candidate whose bucket is emptiest, among those its key's cap allows."""
-        best: list[tuple[int, Sample]] = []
-        for sample in candidates:
-            counts = self.counts.setdefault((task.name, sample.meta["key"]), Counter())
-            have = counts[sample.meta["bucket"]]
-            if have <= (counts.total() + 1) * (1 / len(task.buckets) + self.excess):
-                best.append((have, sample))
+        """The allowed candidate whose bucket is emptiest (ties broken at random)."""
+        best = [
+            (self.counts.get((task.name, s.meta["key"]), Counter())[s.meta["bucket"]], s)
+            for s in candidates
+            if self.allows(task, s.meta["key"], s.meta["bucket"])
+        ]
         if not best:
             return None
         low = min(h for h, _ in best)
         pool = [s for h, s in best if h == low]
         chosen = pool[int(rng.integers(len(pool)))]
-        self.counts[(task.name, chosen.meta["key"])][chosen.meta["bucket"]] += 1
+        self.counts.setdefault((task.name, chosen.meta["key"]), Counter())[chosen.meta["bucket"]] += 1
+        self.totals.setdefault(task.name, Counter())[chosen.meta["bucket"]] += 1
         return chosen
 
 

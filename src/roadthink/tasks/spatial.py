@@ -46,7 +46,7 @@ def side(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
         )
         question = f"Is {name} to the left or to the right of the ego vehicle's direction of travel?"
         yield choice_sample(
-            scene, FAMILY, "side", agent.category.value, question, ["left", "right"], answer, [identified, located], rng
+            scene, FAMILY, "side", name, question, ["left", "right"], answer, [identified, located], rng
         )
 
 
@@ -72,6 +72,4 @@ def distance_to(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
         )
         question = f"How far is {name} from the ego vehicle (centre to centre)?"
         bins = [b for _, _, b in DISTANCE_BINS]
-        yield choice_sample(
-            scene, FAMILY, "distance", agent.category.value, question, bins, label, [identified, measured], rng
-        )
+        yield choice_sample(scene, FAMILY, "distance", name, question, bins, label, [identified, measured], rng)
