@@ -26,10 +26,6 @@ class Fact(BaseModel):
 
     type: str
 
-    @property
-    def fields(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"type"})
-
 
 class Step(BaseModel):
     """One reasoning step: what a person would say, and the facts it rests on."""
