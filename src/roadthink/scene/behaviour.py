@@ -9,21 +9,24 @@ that they react to each other, vectorised over actors.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 
 import numpy as np
 
 from roadthink.scene.layouts import light_at
-from roadthink.scene.paths import Path, wrap_angle
+from roadthink.scene.paths import Path, poses, wrap_angle
 from roadthink.scene.types import Category, LightState, TrafficLight
 
 SIM_DT = 0.25
-PAD_BEHIND = 80.0  # metres of path kept behind an actor's start, for its past
+# metres of path sampled behind and ahead of an actor's start: its past and its future, and
+# what it looks ahead at meanwhile (the past is simulated backwards, looking the other way)
+WINDOW = (-110.0, 160.0)
 LOOKAHEAD = 60.0  # corridor length checked for a leader, metres
 LOOK_STEP = 1.5
 GHOST_TIMES = np.array([1.0, 2.0])  # where crossing traffic is anticipated, seconds ahead
-CROSSING_ANGLE = np.radians(30.0)  # heading difference beyond which traffic is crossing
+COS_CROSSING = np.cos(np.radians(30.0))  # heading difference beyond which traffic is crossing
+LOOK = np.arange(0.0, LOOKAHEAD, LOOK_STEP)  # fine probes, from a mover's front
 LATERAL_ACCEL = 2.5  # comfortable cornering, m/s^2
 B_COMFORT = 3.0
 B_MAX = 8.0
@@ -40,10 +43,12 @@ class Motion(StrEnum):
 
 @dataclass(frozen=True)
 class IDMParams:
-    a_max: float
-    time_headway: float = 1.3
-    min_gap: float = 2.0
-    b_max: float = B_MAX  # hardest braking
+    """A driver's IDM parameters; ``batch`` stacks drivers into one with arrays as fields."""
+
+    a_max: float | np.ndarray
+    time_headway: float | np.ndarray = 1.3
+    min_gap: float | np.ndarray = 2.0
+    b_max: float | np.ndarray = B_MAX  # hardest braking
 
 
 IDM_BY_CATEGORY: dict[Category, IDMParams] = {
@@ -82,18 +87,22 @@ class Actor:
     meta: dict = field(default_factory=dict)  # generator bookkeeping (lane, intent, colour)
 
 
+# With time reversed, speeding up backwards is slowing down forwards, so it is limited to
+# comfortable braking; braking backwards keeps the full limit, as keeping histories apart
+# matters more than a gentle start.
+IDM_REVERSED = {category: replace(p, a_max=B_COMFORT) for category, p in IDM_BY_CATEGORY.items()}
+
+
 def _idm(actor: Actor) -> IDMParams:
-    """The actor's driver. With time reversed, speeding up backwards is slowing down
-    forwards, so it is limited to comfortable braking; braking backwards keeps the full
-    limit, as keeping histories apart matters more than a gentle start."""
-    p = IDM_BY_CATEGORY.get(actor.category, IDM_BY_CATEGORY[Category.CAR])
-    return replace(p, a_max=B_COMFORT) if actor.time_reversed else p
+    """The actor's driver (a car's, for what is not a vehicle)."""
+    drivers = IDM_REVERSED if actor.time_reversed else IDM_BY_CATEGORY
+    return drivers.get(actor.category, drivers[Category.CAR])
 
 
 def reversed_actor(actor: Actor) -> Actor:
     """The same road user with time running backwards: its path reversed, its present pace
     as its wish, no script and no stop lines (rules of the past are not replayed)."""
-    path = Path.from_points(actor.path.points[::-1])
+    path = actor.path.reversed
     return replace(
         actor,
         path=path,
@@ -117,61 +126,130 @@ class Rollout:
     accel0: np.ndarray
 
 
+@dataclass(frozen=True)
 class _Paths:
-    """All actors' paths resampled on one uniform grid so that poses are looked up for all
-    actors at once (index arithmetic instead of a search per actor)."""
+    """All actors' paths sampled every ``ds`` metres over WINDOW around where each starts,
+    so that poses are looked up for all actors at once (index arithmetic instead of a search
+    per actor). Arc length ``s`` of actor ``i`` is at grid coordinate ``(base[i] + sign * s) / ds``:
+    ``reversed`` serves the same samples to the actors of ``reversed_actor``."""
 
-    def __init__(self, actors: list[Actor], ds: float = 1.0, ahead: float = 100.0):
-        self.ds = ds
-        self.offset = PAD_BEHIND
-        grid = np.arange(-PAD_BEHIND, max(a.s for a in actors) + ahead + LOOKAHEAD, ds)
-        xs, ys, hs = zip(*(a.path.pose(grid) for a in actors), strict=True)
-        self.xy = np.stack([np.stack(xs), np.stack(ys)], -1)  # (N, M, 2)
-        self.heading = np.unwrap(np.stack(hs), axis=1)
-        self._x, self._y, self._h = (a.ravel() for a in (self.xy[..., 0], self.xy[..., 1], self.heading))
-        self._dx, self._dy, self._dh = (
-            np.diff(a, axis=1, append=a[:, -1:]).ravel() for a in (self.xy[..., 0], self.xy[..., 1], self.heading)
+    ds: float
+    size: int  # samples per actor
+    rows: np.ndarray  # (N,) actor indices
+    lengths: np.ndarray  # (N,) path lengths
+    base: np.ndarray  # (N,)
+    sign: float  # 1.0, or -1.0 when reversed
+    turn: float  # added to headings: 0.0, or pi when reversed
+    at: np.ndarray  # (3, N * size) x, y, heading per sample, actors end to end: one np.take per lookup
+    step: np.ndarray  # (3, N * size) from each sample to the next (none from an actor's last)
+    v_curve2: np.ndarray  # (N * size,) squared speed each sample's bend allows
+
+    @classmethod
+    def of(cls, actors: list[Actor], ds: float = 1.0) -> _Paths:
+        start = np.array([a.s for a in actors]) + WINDOW[0]
+        grid = start[:, None] + np.arange(0.0, WINDOW[1] - WINDOW[0], ds)
+        at = np.stack(poses([a.path for a in actors], grid))  # (3, N, M)
+        step = np.zeros_like(at)
+        step[..., :-1] = np.diff(at, axis=-1)
+        curv = np.abs(np.gradient(at[2], ds, axis=1))
+        return cls(
+            ds=ds,
+            size=grid.shape[1],
+            rows=np.arange(len(actors)),
+            lengths=np.array([a.path.length for a in actors]),
+            base=-start,
+            sign=1.0,
+            turn=0.0,
+            at=at.reshape(3, -1),
+            step=step.reshape(3, -1),
+            v_curve2=(LATERAL_ACCEL / np.maximum(curv, 1e-4)).ravel(),
         )
-        curv = np.abs(np.gradient(self.heading, ds, axis=1))
-        self.v_curve = np.sqrt(LATERAL_ACCEL / np.maximum(curv, 1e-4))  # (N, M)
 
-    def pose(self, s: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Positions (..., 2) and headings at arc lengths ``s`` (R,) or (R, K) of actors
+    def reversed(self) -> _Paths:
+        """The same paths run the other way: arc length from the other end, headings turned
+        around. The past is simulated on the samples of the present."""
+        return replace(self, base=self.base + self.sign * self.lengths, sign=-self.sign, turn=self.turn + np.pi)
+
+    def pose(self, s: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """x, y and heading (3, R) or (3, R, K) at arc lengths ``s`` (R,) or (R, K) of actors
         ``rows`` (default: all actors, in order)."""
-        rows = np.arange(len(self.xy)) if rows is None else rows
-        m = self.xy.shape[1]
-        f = (s + self.offset) / self.ds
-        i = np.minimum(np.maximum(f.astype(int), 0), m - 2)  # f >= 0 in practice: truncation is floor
-        frac = f - i
-        flat = rows.reshape((-1,) + (1,) * (s.ndim - 1)) * m + i  # flat indices: np.take is fast
-        x = np.take(self._x, flat) + np.take(self._dx, flat) * frac
-        y = np.take(self._y, flat) + np.take(self._dy, flat) * frac
-        heading = np.take(self._h, flat) + np.take(self._dh, flat) * frac
-        return np.stack([x, y], -1), heading
+        rows = self.rows if rows is None else rows
+        shape = (-1,) + (1,) * (s.ndim - 1)
+        f = (self.base[rows].reshape(shape) + self.sign * s) / self.ds
+        i = f.astype(int)  # f >= 0 within the window: truncation is floor
+        np.minimum(np.maximum(i, 0, out=i), self.size - 2, out=i)
+        flat = (rows * self.size).reshape(shape) + i
+        out = np.take(self.at, flat, 1) + np.take(self.step, flat, 1) * (f - i)
+        out[2] += self.turn
+        return out
 
     def speed_cap(self, s: np.ndarray, look: np.ndarray, accel: float = B_COMFORT) -> np.ndarray:
         """Highest speed from which every bend ``look`` metres away (ahead; behind when
-        ``look`` is negative) is reached or was left at ``accel`` within comfort."""
-        f = np.minimum(np.maximum(((s[:, None] + look[None]) + self.offset) / self.ds, 0), self.xy.shape[1] - 1).astype(
-            int
+        ``look`` is negative) is reached or was left at ``accel`` within comfort. ``s`` is
+        (..., N): an arc length per actor."""
+        f = ((self.base[:, None] + self.sign * (s[..., None] + look)) / self.ds).astype(int)
+        np.minimum(np.maximum(f, 0, out=f), self.size - 1, out=f)
+        v_bend2 = np.take(self.v_curve2, f + self.rows[:, None] * self.size)
+        return np.sqrt((v_bend2 + 2 * accel * np.abs(look)).min(-1))
+
+
+@dataclass(frozen=True)
+class _Obstacles:
+    """What may block a mover: every actor's box, then each mover's ghosts, one per
+    GHOST_TIMES, with the limits of every (mover, obstacle) pair worked out once, as sizes
+    do not change during a rollout. Actors that do not look ahead never move, so have no
+    ghosts."""
+
+    movers: np.ndarray  # (Mv,) actors that look ahead
+    offsets: np.ndarray  # (Mv, 1 + K) arc lengths ahead of a mover: 0 (where it is), then its probes
+    owner: np.ndarray  # (O,) actor each obstacle belongs to: all N actors, then the ghosts
+    ghost_of: np.ndarray  # (O - N,) mover row of each ghost
+    real: np.ndarray  # (O,) a box, not a ghost
+    along: np.ndarray  # (O,) half length of the zone a probe hits, along the obstacle
+    across: np.ndarray  # (Mv, O) half width of that zone: both bodies and a margin
+    reach: np.ndarray  # (Mv, O) farthest a probe in that zone is from the obstacle's centre
+    candidate: np.ndarray  # (Mv, O) not the mover itself, and no ghosts for the careless
+
+    @classmethod
+    def of(cls, sizes: np.ndarray, sensing: np.ndarray, heeds: np.ndarray, walks: np.ndarray) -> _Obstacles:
+        n = len(sizes)
+        movers = np.flatnonzero(sensing)
+        # a walker only waits for what stands in its next step (it follows no one): its
+        # probes beyond that stay there, which keeps its corridor short and cheap to check
+        look = np.where(walks[movers, None], np.minimum(LOOK, LOOK_STEP), LOOK)
+        ghost_of = np.arange(len(GHOST_TIMES) * len(movers)) % len(movers)
+        owner = np.concatenate([np.arange(n), movers[ghost_of]])
+        real = np.arange(len(owner)) < n
+        along = sizes[owner, 0] / 2 + 0.3
+        across = (sizes[owner, 1][None] + sizes[movers, 1][:, None]) / 2 + 0.2
+        return cls(
+            movers=movers,
+            offsets=np.concatenate([np.zeros((len(movers), 1)), sizes[movers, 0, None] / 2 + look], 1),
+            owner=owner,
+            ghost_of=ghost_of,
+            real=real,
+            along=along,
+            across=across,
+            reach=np.hypot(along, across),
+            candidate=(owner[None] != movers[:, None]) & (real[None] | heeds[movers][:, None]),
         )
-        v_bend = self.v_curve[np.arange(len(s))[:, None], f]
-        return np.sqrt(v_bend**2 + 2 * accel * np.abs(look[None])).min(1)
 
 
 class Simulation:
     """Actors advancing together; index 0 is the ego."""
 
-    def __init__(self, actors: list[Actor]):
+    def __init__(self, actors: list[Actor], paths: _Paths | None = None):
         self.actors = actors
-        self.paths = _Paths(actors)
+        self.paths = _Paths.of(actors) if paths is None else paths
         self.sizes = np.stack([a.size for a in actors])
         self.movers = np.array([a.motion is Motion.VEHICLE for a in actors])
         self.walkers = np.array([a.motion is Motion.WALKER for a in actors])
         # whoever moves looks ahead: drivers to follow, walkers so as not to walk into things
-        self.sensing = self.movers | (self.walkers & np.array([a.speed > 0 for a in actors]))
-        self.heeds = np.array([not a.careless for a in actors])
-        self.params = [_idm(a) for a in actors]
+        sensing = self.movers | (self.walkers & np.array([a.speed > 0 for a in actors]))
+        self.obstacles = _Obstacles.of(self.sizes, sensing, np.array([not a.careless for a in actors]), self.walkers)
+        self.start_pose = self.paths.pose(self.state()[0])
+        self.idm = batch([_idm(a) for a in actors])
+        self.controlled = [i for i, a in enumerate(actors) if a.stop is not None and self.movers[i]]
         self.sign_stop = np.array([a.stop is not None and a.stop.light is None for a in actors])
 
     def state(self) -> tuple[np.ndarray, np.ndarray]:
@@ -185,58 +263,44 @@ class Simulation:
         its present speed and heading), so that drivers and walkers yield instead of meeting
         it in the middle; careless actors (a pedestrian stepping out) ignore the ghosts.
         """
-        n = len(s)
-        xy, heading = self.paths.pose(s)
-        gap = np.full(n, np.inf)
-        lead_v = np.zeros(n)
-        movers = np.flatnonzero(self.sensing)
-        moving = np.flatnonzero(v > 0.3)
-        owner = np.concatenate([np.arange(n), np.repeat(moving, len(GHOST_TIMES))])
-        tau = np.concatenate([np.zeros(n), np.tile(GHOST_TIMES, len(moving))])
-        direction = np.stack([np.cos(heading), np.sin(heading)], -1)
-        obstacle = xy[owner] + (v[owner] * tau)[:, None] * direction[owner]
-        # coarse pass: obstacles within reach of a probe every 6 m along each mover's path
-        coarse_s = s[movers, None] + np.arange(0.0, LOOKAHEAD + 6.0, 6.0)[None]
-        coarse, _ = self.paths.pose(coarse_s, movers)
-        reach = 3.5 + np.hypot(self.sizes[owner, 0], self.sizes[owner, 1]) / 2
-        dx = coarse[..., 0, None] - obstacle[:, 0]
-        dy = coarse[..., 1, None] - obstacle[:, 1]
-        near = (dx * dx + dy * dy).min(1) < reach**2
-        near &= owner[None] != movers[:, None]
-        crossing = np.abs(wrap_angle(heading[owner][None] - heading[movers][:, None])) > CROSSING_ANGLE
-        near &= (tau[None] == 0) | (crossing & self.heeds[movers][:, None])
-        mi, oj = np.nonzero(near)
-        pi, pj = movers[mi], owner[oj]
-        if len(pi) == 0:
+        ob = self.obstacles
+        gap = np.full(len(s), np.inf)
+        lead_v = np.zeros(len(s))
+        track = self.paths.pose(s[ob.movers, None] + ob.offsets, ob.movers)  # (3, Mv, 1 + K)
+        probe = track[:, :, 1:]
+        now = self.start_pose.copy()
+        now[:, ob.movers] = track[:, :, 0]  # the others stay where they are
+        direction = np.array([np.cos(now[2]), np.sin(now[2])])  # (2, N)
+        heading = direction[:, ob.movers]
+        ghosts = now[:2, None, ob.movers] + GHOST_TIMES[:, None] * (v[ob.movers] * heading)[:, None]
+        obstacle = np.concatenate([now[:2], ghosts.reshape(2, -1)], 1)  # (2, O)
+        yields = (v[ob.movers] > 0.3) & (heading.T @ heading < COS_CROSSING)  # to moving, crossing traffic
+        near = ob.candidate.copy()
+        near[:, len(s) :] &= yields[:, ob.ghost_of]
+        near &= _in_reach(probe[:2], obstacle, ob.reach)
+        mi, oj = np.divmod(np.flatnonzero(near), near.shape[1])
+        if len(mi) == 0:
             return gap, lead_v
-        look = np.arange(0.0, LOOKAHEAD, LOOK_STEP)
-        probe_s = s[pi, None] + self.sizes[pi, 0, None] / 2 + look[None]  # (P, K)
-        probe_xy, probe_heading = self.paths.pose(probe_s, pi)
-        rel = probe_xy - obstacle[oj, None, :]
-        c, sn = direction[pj, 0, None], direction[pj, 1, None]
-        along = rel[..., 0] * c + rel[..., 1] * sn
-        across = -rel[..., 0] * sn + rel[..., 1] * c
-        hit = (np.abs(along) < self.sizes[pj, 0, None] / 2 + 0.3) & (
-            np.abs(across) < (self.sizes[pj, 1] + self.sizes[pi, 1])[:, None] / 2 + 0.2
-        )
-        has = hit.any(1)
-        pi, pj, oj, k = pi[has], pj[has], oj[has], hit[has].argmax(1)
-        order = np.lexsort((k, pi))  # per mover, its nearest blocker first
-        pi, pj, oj, k = pi[order], pj[order], oj[order], k[order]
-        first = np.concatenate([[True], pi[1:] != pi[:-1]]) if len(pi) else np.zeros(0, bool)
-        pi, pj, oj, k = pi[first], pj[first], oj[first], k[first]
-        gap[pi] = look[k]
-        probe_h = probe_heading[has][order][first, k] if len(pi) else np.zeros(0)
-        real = tau[oj] == 0  # a ghost is where something will be: stop short of it
-        lead_v[pi] = np.where(real, np.maximum(v[pj] * np.cos(heading[pj] - probe_h), 0.0), 0.0)
+        # the probes of each near pair in the frame of its obstacle
+        rel = np.take(probe[:2], mi, 1) - np.take(obstacle, oj, 1)[..., None]  # (2, P, K)
+        c, sn = np.take(direction, ob.owner[oj], 1)[..., None]
+        along, across = rel[0] * c + rel[1] * sn, rel[1] * c - rel[0] * sn
+        hit = (np.abs(along) < ob.along[oj, None]) & (np.abs(across) < ob.across[mi, oj, None])
+        m, o, k = _first_hits(near.shape, mi, oj, hit)
+        who = ob.owner[o]
+        gap[ob.movers[m]] = LOOK[k]
+        # a ghost is where something will be: stop short of it
+        moving_v = np.maximum(v[who] * np.cos(now[2, who] - probe[2, m, k]), 0.0)
+        lead_v[ob.movers[m]] = np.where(ob.real[o], moving_v, 0.0)
         return gap, lead_v
 
     def stop_gaps(self, s: np.ndarray, v: np.ndarray, t: float, released: np.ndarray) -> np.ndarray:
         """Distance to a stop line each vehicle must stop at now (inf where it may go)."""
         gaps = np.full(len(s), np.inf)
-        for i, actor in enumerate(self.actors):
+        for i in self.controlled:
+            actor = self.actors[i]
             stop = actor.stop
-            if stop is None or not self.movers[i] or released[i]:
+            if released[i]:
                 continue
             gap = stop.s - (s[i] + actor.size[0] / 2)
             if gap < -0.5:
@@ -270,20 +334,16 @@ class Simulation:
         desired = np.array([a.desired_speed for a in self.actors])
         v0 = np.minimum(desired, self.paths.speed_cap(s, AHEAD))
         v_behind = self.paths.speed_cap(s, BEHIND, accel=ACCEL_BACK / 2)
-        scale = np.linspace(1.0, 0.0, 21)
+        scale = np.linspace(1.0, 0.0, 21)[:, None]
+        free = [i for i, a in enumerate(self.actors) if self.movers[i] and a.forced_accel is None]
         for _ in range(passes):
             _, v = self.state()
             gap, lead_v, _ = self.leaders(s, v, 0.0, np.zeros(len(s), bool))
-            for i, actor in enumerate(self.actors):
-                if not self.movers[i] or actor.forced_accel is not None:
-                    continue
-                candidates = min(v[i], v_behind[i], v0[i]) * scale
-                n = len(candidates)
-                accel = idm_accel(
-                    candidates, np.full(n, v0[i]), np.full(n, gap[i]), np.full(n, lead_v[i]), [self.params[i]] * n
-                )
-                ok = np.flatnonzero(accel >= -B_COMFORT)
-                actor.speed = float(candidates[ok[0]] if len(ok) else 0.0)
+            candidates = scale * np.minimum(np.minimum(v, v_behind), v0)  # (21, N), fastest first
+            ok = idm_accel(candidates, v0, gap, lead_v, self.idm) >= -B_COMFORT
+            speed = np.where(ok.any(0), candidates[ok.argmax(0), self.paths.rows], 0.0)
+            for i in free:
+                self.actors[i].speed = float(speed[i])
 
     def run(self, horizon: float, record_dt: float, past: float) -> Rollout:
         """Poses every ``record_dt`` from ``past`` seconds ago to ``horizon`` seconds ahead.
@@ -293,16 +353,14 @@ class Simulation:
         the histories respect each other (nobody drove through the car ahead) and the bends.
         """
         future_s, future_v, accel0 = self._advance(horizon, record_dt)
-        back_s, back_v, _ = Simulation([reversed_actor(a) for a in self.actors])._advance(past, record_dt)
-        lengths = np.array([a.path.length for a in self.actors])
-        past_s = (lengths[:, None] - back_s[:, 1:])[:, ::-1]
+        back = Simulation([reversed_actor(a) for a in self.actors], self.paths.reversed())
+        back_s, back_v, _ = back._advance(past, record_dt)
+        past_s = (self.paths.lengths[:, None] - back_s[:, 1:])[:, ::-1]
         past_v = back_v[:, 1:][:, ::-1]
         all_s = np.concatenate([past_s, future_s], 1)
-        xy, heading = self.paths.pose(all_s)
+        x, y, heading = self.paths.pose(all_s)
         times = np.arange(-past_s.shape[1], future_s.shape[1]) * record_dt
-        return Rollout(
-            times, xy[..., 0], xy[..., 1], wrap_angle(heading), np.concatenate([past_v, future_v], 1), accel0
-        )
+        return Rollout(times, x, y, wrap_angle(heading), np.concatenate([past_v, future_v], 1), accel0)
 
     def _advance(self, horizon: float, record_dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Arc lengths and speeds (N, T + 1) every ``record_dt`` from now to ``horizon``,
@@ -311,22 +369,22 @@ class Simulation:
         s, v = self.state()
         pace = v.copy()
         forced = np.array([np.nan if a.forced_accel is None else a.forced_accel for a in self.actors])
+        scripted = ~np.isnan(forced)
         desired = np.array([a.desired_speed for a in self.actors])
         released = np.zeros(n, bool)
         every = round(record_dt / SIM_DT)
-        rec_s, rec_v = [s.copy()], [v.copy()]
+        rec_s, rec_v = [s], [v]  # s and v are replaced, never changed in place
         accel0 = np.zeros(n)
         for step in range(round(horizon / SIM_DT)):
             gap, lead_v, at_stop = self.leaders(s, v, step * SIM_DT, released)
-            v0 = np.minimum(desired, self.paths.speed_cap(s, AHEAD))
-            a = idm_accel(v, v0, gap, lead_v, self.params)
             # IDM brakes gently above v0; a bend ahead is a hard limit, so track its cap
-            cap_next = self.paths.speed_cap(s + v * SIM_DT, AHEAD)
-            b_max = np.array([q.b_max for q in self.params])
-            a = np.where(self.movers, np.maximum(np.minimum(a, (cap_next - v) / SIM_DT), -b_max), 0.0)
+            cap, cap_next = self.paths.speed_cap(np.array([s, s + v * SIM_DT]), AHEAD)
+            v0 = np.minimum(desired, cap)
+            a = idm_accel(v, v0, gap, lead_v, self.idm)
+            a = np.where(self.movers, np.maximum(np.minimum(a, (cap_next - v) / SIM_DT), -self.idm.b_max), 0.0)
             # a stop sign is passed once the vehicle has (nearly) stopped at it
             released |= self.sign_stop & at_stop & (v < 0.5) & (gap < 4.0)
-            a = np.where(np.isnan(forced), a, forced)
+            a = np.where(scripted, forced, a)
             v_new = np.maximum(v + a * SIM_DT, 0.0)
             # walkers keep their pace, but wait while something stands right in their way
             v_new = np.where(self.walkers, np.where(gap <= LOOK_STEP, 0.0, pace), v_new)
@@ -335,17 +393,45 @@ class Simulation:
             s = s + (v + v_new) / 2 * SIM_DT
             v = v_new
             if (step + 1) % every == 0:
-                rec_s.append(s.copy())
-                rec_v.append(v.copy())
+                rec_s.append(s)
+                rec_v.append(v)
         return np.stack(rec_s, 1), np.stack(rec_v, 1), accel0
 
 
-def idm_accel(v: np.ndarray, v0: np.ndarray, gap: np.ndarray, lead_v: np.ndarray, p: list[IDMParams]) -> np.ndarray:
-    a = np.array([q.a_max for q in p])
-    b_max = np.array([q.b_max for q in p])
-    headway = np.array([q.time_headway for q in p])
-    min_gap = np.array([q.min_gap for q in p])
-    desired = min_gap + v * headway + v * (v - lead_v) / (2 * np.sqrt(a * B_COMFORT))
+def _in_reach(probe_xy: np.ndarray, obstacle: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """(Mv, O) pairs whose obstacle (2, O) lies within ``reach`` of the bounding box of the
+    mover's probes (2, Mv, K): a cheap, conservative filter, so that only these pairs are
+    probed one by one."""
+    lo, hi = probe_xy.min(-1), probe_xy.max(-1)
+    outside = np.abs(obstacle[:, None] - ((lo + hi) / 2)[..., None]) - ((hi - lo) / 2)[..., None]  # (2, Mv, O)
+    return (outside < reach).all(0)
+
+
+def _first_hits(
+    shape: tuple[int, int], mi: np.ndarray, oj: np.ndarray, hit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per mover with a hit, its nearest blocker: (mover row, obstacle column, probe).
+
+    ``hit`` (P, K) holds the probes of pairs (``mi``, ``oj``) in a (movers, obstacles) grid
+    of ``shape``; among blockers at the same probe the lowest column (a real box before a
+    ghost) wins."""
+    none = hit.shape[1]
+    probe = np.full(shape, none)
+    probe[mi, oj] = np.where(hit.any(1), hit.argmax(1), none)
+    o = probe.argmin(1)
+    k = probe[np.arange(shape[0]), o]
+    m = np.flatnonzero(k < none)
+    return m, o[m], k[m]
+
+
+def batch(params: list[IDMParams]) -> IDMParams:
+    """One IDMParams holding an array per field, one entry per driver: IDM for all at once."""
+    return IDMParams(*(np.array([getattr(p, f.name) for p in params]) for f in fields(IDMParams)))
+
+
+def idm_accel(v: np.ndarray, v0: np.ndarray, gap: np.ndarray, lead_v: np.ndarray, p: IDMParams) -> np.ndarray:
+    """IDM acceleration; ``p`` from ``batch``, its arrays matching the last axis of ``v``."""
+    desired = p.min_gap + v * p.time_headway + v * (v - lead_v) / (2 * np.sqrt(p.a_max * B_COMFORT))
     free = 1 - (v / np.maximum(v0, 0.1)) ** 4
     interaction = (np.maximum(desired, 0.0) / np.maximum(gap, 0.1)) ** 2
-    return np.maximum(np.minimum(a * (free - interaction), a), -b_max)
+    return np.maximum(np.minimum(p.a_max * (free - interaction), p.a_max), -p.b_max)

@@ -54,7 +54,10 @@ def sample_size(rng: np.random.Generator, category: Category) -> np.ndarray:
     return np.asarray(SIZES[category]) * rng.uniform(1 - JITTER, 1 + JITTER, 3)
 
 
+_NAMES = {category: sorted(colours) for category, colours in COLOURS.items()}
+
+
 def sample_color(rng: np.random.Generator, category: Category) -> Color:
-    names = sorted(COLOURS[category])
+    names = _NAMES[category]
     name = names[int(rng.integers(len(names)))]
     return Color(name=name, rgb=COLOURS[category][name])

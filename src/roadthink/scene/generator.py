@@ -9,6 +9,8 @@ same seed and version give the same scene, byte for byte.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 
 import numpy as np
@@ -18,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from roadthink.scene.behaviour import Actor, Motion, Simulation
 from roadthink.scene.cameras import rig
 from roadthink.scene.layouts import LAYOUTS, LayoutParams
-from roadthink.scene.paths import wrap_angle
+from roadthink.scene.paths import poses, wrap_angle
 from roadthink.scene.scenarios import SCENARIOS
 from roadthink.scene.types import (
     FUTURE_STEPS,
@@ -27,18 +29,14 @@ from roadthink.scene.types import (
     STATIC_OBJECTS,
     TRACK_DT,
     VEHICLES,
-    Agent,
     AreaKind,
     BEVSpec,
-    Box3D,
     Category,
-    Ego,
     Environment,
     Intent,
-    Pose,
+    Lane,
     Scene,
     TimeOfDay,
-    TrackPoint,
     Turn,
     Weather,
 )
@@ -123,8 +121,8 @@ def default_config() -> GeneratorConfig:
 
 def _pick(rng: np.random.Generator, weights: dict) -> object:
     keys = list(weights)
-    cumulative = np.cumsum([weights[k] for k in keys], dtype=float)
-    return keys[min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), len(keys) - 1)]
+    cumulative = list(itertools.accumulate(float(weights[k]) for k in keys))
+    return keys[min(bisect.bisect_right(cumulative, rng.random() * cumulative[-1]), len(keys) - 1)]
 
 
 def generate_scene(seed: int, config: GeneratorConfig | None = None, scene_id: str | None = None) -> Scene:
@@ -187,16 +185,12 @@ def _background(world: World, rng: np.random.Generator, config: GeneratorConfig)
     crosswalks, all within ``config.radius`` of the ego."""
     ego_xy = np.asarray(world.actors[0].path.pose(world.actors[0].s)[:2])
     red_lanes = {lane for light in world.map.lights if light.state != "green" for lane in light.lane_ids}
-    for lane in world.map.lanes:
-        if lane.in_junction and any(p in red_lanes for p in lane.predecessors):
+    lanes = [
+        lane for lane in world.map.lanes if not (lane.in_junction and any(p in red_lanes for p in lane.predecessors))
+    ]
+    for lane, span in zip(lanes, _spans_near(world, lanes, ego_xy, config.radius), strict=True):
+        if span is None:
             continue
-        path = world.paths[lane.id]
-        near = np.flatnonzero(
-            np.hypot(*(path.pose(np.arange(0.0, path.length, 2.0))[:2] - ego_xy[:, None])) < config.radius
-        )
-        if len(near) == 0:
-            continue
-        span = (near.min() * 2.0, min(near.max() * 2.0, path.length))
         for _ in range(rng.poisson(config.density * (span[1] - span[0]) / VEHICLE_SPACING)):
             category = Category(str(_pick(rng, config.category_mix)))
             if category is Category.BICYCLE and lane.right_neighbor is not None:
@@ -211,15 +205,28 @@ def _background(world: World, rng: np.random.Generator, config: GeneratorConfig)
                 Turn(str(_pick(rng, config.turns))),
                 violator=bool(rng.random() < config.violator_rate),
             )
+    around_ego = shapely.Point(ego_xy).buffer(config.radius * 0.8, quad_segs=4)
     for area in world.map.areas:
-        poly = shapely.Polygon(area.polygon)
         if area.kind is AreaKind.SHOULDER:
-            _parked(world, rng, poly, config)
+            _parked(world, rng, shapely.Polygon(area.polygon), ego_xy, config)
         elif area.kind is AreaKind.SIDEWALK:
-            _sidewalk_walkers(world, rng, poly, ego_xy, config)
+            _sidewalk_walkers(world, rng, shapely.Polygon(area.polygon), around_ego, config)
     for crosswalk in world.map.crosswalks:
         if rng.random() < 0.45 * config.pedestrian_density:
             _crossing(world, rng, np.asarray(crosswalk.polygon))
+
+
+def _spans_near(world: World, lanes: list[Lane], xy: np.ndarray, radius: float) -> list[tuple[float, float] | None]:
+    """Per lane, the stretch of it (from, to arc length, every 2 m) within ``radius`` of
+    ``xy``, or None; all lanes are sampled at once."""
+    paths = [world.paths[lane.id] for lane in lanes]
+    grid = np.arange(0.0, max(p.length for p in paths), 2.0)
+    x, y, _ = poses(paths, grid)
+    spans = []
+    for path, close in zip(paths, np.hypot(x - xy[0], y - xy[1]) < radius, strict=True):
+        near = np.flatnonzero(close[grid < path.length])
+        spans.append((near.min() * 2.0, min(near.max() * 2.0, path.length)) if len(near) else None)
+    return spans
 
 
 def _desired_speed(rng: np.random.Generator, category: Category, limit: float) -> float:
@@ -236,12 +243,14 @@ def _long_axis(poly: shapely.Polygon) -> tuple[np.ndarray, np.ndarray, float, fl
     return rect.mean(0), long_ / np.hypot(*long_), float(np.hypot(*long_)), float(np.hypot(*short))
 
 
-def _parked(world: World, rng: np.random.Generator, poly: shapely.Polygon, config: GeneratorConfig) -> None:
+def _parked(
+    world: World, rng: np.random.Generator, poly: shapely.Polygon, ego_xy: np.ndarray, config: GeneratorConfig
+) -> None:
     centre, axis, length, _ = _long_axis(poly)
     road_dir = _traffic_heading(world, centre)
     for _ in range(rng.poisson(config.density * min(length, 2 * config.radius) / 20.0)):
         xy = centre + axis * float(rng.uniform(-length / 2 + 5, length / 2 - 5))
-        if np.hypot(*(xy - world.actors[0].path.pose(world.actors[0].s)[:2])) > config.radius:
+        if np.hypot(*(xy - ego_xy)) > config.radius:
             continue
         category = Category.CAR if rng.random() < 0.85 else Category.TRUCK
         world.static(category, xy, road_dir, Intent.PARKED)
@@ -255,16 +264,16 @@ def _traffic_heading(world: World, xy: np.ndarray) -> float:
 
 
 def _sidewalk_walkers(
-    world: World, rng: np.random.Generator, poly: shapely.Polygon, ego_xy: np.ndarray, config: GeneratorConfig
+    world: World, rng: np.random.Generator, poly: shapely.Polygon, around_ego: shapely.Polygon, config: GeneratorConfig
 ) -> None:
-    near = poly.intersection(shapely.Point(ego_xy).buffer(config.radius * 0.8, quad_segs=4))
+    near = poly.intersection(around_ego)
     if near.is_empty:
         return
     _, axis, _, _ = _long_axis(poly)
     x0, y0, x1, y1 = near.bounds
     for _ in range(rng.poisson(config.pedestrian_density * near.area / 90.0)):
         xy = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
-        if not near.contains(shapely.Point(xy)):
+        if not shapely.contains_xy(near, *xy):
             continue
         if rng.random() < 0.65:
             heading = math.atan2(axis[1], axis[0]) + (math.pi if rng.random() < 0.5 else 0.0)
@@ -314,12 +323,11 @@ def _assemble(
     def to_ego(i: int) -> tuple[list[float], list[float], list[float]]:
         return ego_x[i], ego_y[i], ego_yaw[i]
 
-    def track(i: int, z: float, sel: slice) -> list[TrackPoint]:
+    def track(i: int, z: float, sel: slice) -> list[dict]:
         x, y, yaw = to_ego(i)
-        return [
-            TrackPoint(t=times[k], center=(x[k], y[k], z), yaw=yaw[k], speed=speed[i][k])
-            for k in range(len(times))[sel]
-        ]
+        return [dict(t=times[k], center=(x[k], y[k], z), yaw=yaw[k], speed=speed[i][k]) for k in range(len(times))[sel]]
+
+    # plain data, validated once as a whole Scene: far cheaper than building each model
 
     agents = []
     order = sorted(range(1, len(world.actors)), key=lambda i: math.hypot(roll.x[i, now] - ex, roll.y[i, now] - ey))
@@ -330,10 +338,10 @@ def _assemble(
         z = round(size[2] / 2, 3)
         v = speed[i][now]
         agents.append(
-            Agent(
+            dict(
                 id=f"a{n:02d}",
                 category=actor.category,
-                box=Box3D(center=(x[now], y[now], z), size=size, yaw=yaw[now]),
+                box=dict(center=(x[now], y[now], z), size=size, yaw=yaw[now]),
                 velocity=(round(v * math.cos(yaw[now]), 3), round(v * math.sin(yaw[now]), 3)),
                 accel=accel0[i],
                 color=actor.meta["color"],
@@ -345,8 +353,8 @@ def _assemble(
             )
         )
     ego_actor = world.actors[0]
-    ego = Ego(
-        pose=Pose(x=ex, y=ey, yaw=eyaw),
+    ego = dict(
+        pose=dict(x=ex, y=ey, yaw=eyaw),
         size=tuple(round(float(v), 3) for v in ego_actor.size),
         speed=speed[0][now],
         accel=accel0[0],
@@ -356,19 +364,21 @@ def _assemble(
         past=track(0, 0.0, slice(0, now)),
         future=track(0, 0.0, slice(now + 1, None)),
     )
-    return Scene(
-        schema_version=SCHEMA_VERSION,
-        scene_id=scene_id,
-        seed=seed,
-        generator_version=GENERATOR_VERSION,
-        layout=layout,
-        scenario=scenario,
-        environment=env,
-        ego=ego,
-        agents=agents,
-        map=world.map,
-        cameras=rig(config.cameras),
-        bev=config.bev,
+    return Scene.model_validate(
+        dict(
+            schema_version=SCHEMA_VERSION,
+            scene_id=scene_id,
+            seed=seed,
+            generator_version=GENERATOR_VERSION,
+            layout=layout,
+            scenario=scenario,
+            environment=env,
+            ego=ego,
+            agents=agents,
+            map=world.map,
+            cameras=rig(config.cameras),
+            bev=config.bev,
+        )
     )
 
 

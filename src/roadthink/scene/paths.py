@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -18,26 +19,40 @@ class Path:
     @classmethod
     def from_points(cls, points: np.ndarray | list) -> Path:
         pts = np.asarray(points, dtype=float)
-        seg = np.hypot(*np.diff(pts, axis=0).T)
-        keep = np.concatenate([[True], seg > 1e-6])  # drop repeated points
-        pts = pts[keep]
-        seg = np.hypot(*np.diff(pts, axis=0).T)
-        return cls(pts, np.concatenate([[0.0], np.cumsum(seg)]))
+        seg = _segment_lengths(pts)
+        repeated = seg <= 1e-6
+        if repeated.any():  # drop repeated points
+            pts = pts[np.concatenate([[True], ~repeated])]
+            seg = _segment_lengths(pts)
+        s = np.zeros(len(pts))
+        np.cumsum(seg, out=s[1:])
+        return cls(pts, s)
 
     @property
     def length(self) -> float:
         return float(self.s[-1])
 
+    @cached_property
+    def segments(self) -> np.ndarray:
+        """(5, M - 1) per segment: start x, y, unit direction x, y, and heading. Headings are
+        unwrapped: they run on continuously along the path, so that headings sampled from
+        it can be interpolated and differentiated."""
+        d = self.points[1:] - self.points[:-1]
+        heading = np.arctan2(d[:, 1], d[:, 0])
+        turns = np.round((heading[1:] - heading[:-1]) / (2 * np.pi))  # jumps across +-pi, as whole turns
+        heading[1:] -= 2 * np.pi * np.cumsum(turns)
+        return np.vstack([self.points[:-1].T, (d / (self.s[1:] - self.s[:-1])[:, None]).T, heading])
+
+    @cached_property
+    def reversed(self) -> Path:
+        """The same polyline run the other way (made once for a route many actors share)."""
+        return Path(self.points[::-1], self.s[-1] - self.s[::-1])
+
     def pose(self, s: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """x, y, heading at arc length(s) ``s``."""
+        """x, y, heading (unwrapped, see ``segments``) at arc length(s) ``s``."""
         s = np.asarray(s, dtype=float)
-        idx = np.clip(np.searchsorted(self.s, s, side="right") - 1, 0, len(self.s) - 2)
-        a, b = self.points[idx], self.points[idx + 1]
-        seg_len = self.s[idx + 1] - self.s[idx]
-        frac = (s - self.s[idx]) / seg_len
-        xy = a + (b - a) * frac[..., None]
-        heading = np.arctan2(b[..., 1] - a[..., 1], b[..., 0] - a[..., 0])
-        return xy[..., 0], xy[..., 1], heading
+        idx = np.searchsorted(self.s[1:-1], s, side="right")  # inner vertices only: the end segments extrapolate
+        return _along(self.segments, idx, s - self.s[idx])
 
     def project(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Arc length and signed lateral offset (left positive) of points ``xy`` (N, 2)."""
@@ -68,6 +83,41 @@ class Path:
         _, _, heading = self.pose(self.s)
         normal = np.stack([-np.sin(heading), np.cos(heading)], -1)
         return Path.from_points(self.points + lateral * normal)
+
+
+def poses(paths: list[Path], s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x, y, heading (each (len(paths), M)) of every path at arc lengths ``s``, (M,) or one
+    row per path, ascending: what ``Path.pose`` gives, from one search over all the paths'
+    vertices."""
+    sizes = np.array([len(p.s) for p in paths])
+    first = np.cumsum(sizes) - sizes
+    rows = np.arange(len(paths))
+    # path k's arc lengths are shifted by k bands, so that one sorted array holds every path
+    # and the queries of all paths, one band after another, are sorted too
+    band = 2 * np.abs(s).max() + max(p.length for p in paths) + 1.0
+    knots = np.concatenate([p.s for p in paths])
+    idx = _count_at_most(knots + np.repeat(rows * band, sizes), (s + (rows * band)[:, None]).ravel()) - 1
+    idx = np.minimum(np.maximum(idx.reshape(len(paths), -1), first[:, None]), (first + sizes - 2)[:, None])
+    segments = np.concatenate([p.segments for p in paths], 1)
+    return _along(segments, idx - rows[:, None], s - np.take(knots, idx))  # each path has a segment fewer
+
+
+def _count_at_most(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """How many ``keys`` are <= each query, both sorted: a search per key, as there are
+    far fewer keys (path vertices) than queries (grid points)."""
+    first_at_least = np.searchsorted(queries, keys, side="left")
+    return np.cumsum(np.bincount(first_at_least, minlength=len(queries) + 1)[:-1])
+
+
+def _along(segments: np.ndarray, idx: np.ndarray, ds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x, y, heading ``ds`` metres along segments ``idx`` from their start."""
+    x0, y0, ux, uy, heading = np.take(segments, idx, 1)
+    return x0 + ux * ds, y0 + uy * ds, heading
+
+
+def _segment_lengths(points: np.ndarray) -> np.ndarray:
+    d = points[1:] - points[:-1]
+    return np.hypot(d[:, 0], d[:, 1])
 
 
 def wrap_angle(angle: np.ndarray | float) -> np.ndarray:

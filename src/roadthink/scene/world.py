@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,7 +11,7 @@ import shapely
 from roadthink.scene.behaviour import Actor, Motion, StopControl
 from roadthink.scene.catalog import sample_color, sample_size
 from roadthink.scene.paths import Path, smoothstep
-from roadthink.scene.types import Category, Intent, Lane, MapData, SignKind, Turn, box_corners
+from roadthink.scene.types import Category, Intent, Lane, MapData, SignKind, Turn
 
 ROUTE_AHEAD = 160.0  # metres of route built ahead of an actor
 PLACEMENT_MARGIN = 0.6  # clearance between boxes when placing, metres
@@ -30,9 +31,20 @@ class Route:
         return next((stop for stop in self.stops if stop.s >= s_now), None)
 
 
-def footprint(xy: np.ndarray, heading: float, size: np.ndarray) -> shapely.Polygon:
-    corners = box_corners(np.array([xy[0], xy[1], 0.0]), size, heading)[:4, :2]
-    return shapely.Polygon(corners)
+_CORNER_ALONG = np.array([0.5, -0.5, -0.5, 0.5])  # box_corners order: FL, RL, RR, FR
+_CORNER_ACROSS = np.array([0.5, 0.5, -0.5, -0.5])
+
+
+def footprints(x: float, y: float, heading: float, width: float, lengths: np.ndarray) -> np.ndarray:
+    """Ground rectangles centred at (``x``, ``y``) along ``heading``, one per length; built
+    together, as making shapes is what costs."""
+    c, s = math.cos(heading), math.sin(heading)
+    along = np.multiply.outer(lengths, _CORNER_ALONG)
+    across = width * _CORNER_ACROSS
+    corners = np.empty((*along.shape, 2))
+    corners[..., 0] = x + c * along - s * across
+    corners[..., 1] = y + s * along + c * across
+    return shapely.polygons(corners)
 
 
 @dataclass
@@ -44,7 +56,7 @@ class World:
     lanes: dict[str, Lane] = field(init=False)
     paths: dict[str, Path] = field(init=False)
     actors: list[Actor] = field(default_factory=list)
-    footprints: list[shapely.Polygon] = field(default_factory=list)
+    footprints: np.ndarray = field(default_factory=lambda: np.empty(0, object))  # shapely shapes
 
     def __post_init__(self) -> None:
         self.lanes = {lane.id: lane for lane in self.map.lanes}
@@ -117,24 +129,23 @@ class World:
         placed later may stand in it (the road between the ego and a scenario's hazard)."""
         x, y, _ = path.pose(np.arange(start, end, 1.0))
         strip = shapely.LineString(np.stack([x, y], -1)).buffer(width / 2, cap_style="flat")
-        self.footprints.append(strip)
+        self.footprints = np.append(self.footprints, strip)
 
     def fits(self, poly: shapely.Polygon, margin: float = PLACEMENT_MARGIN) -> bool:
-        if not self.footprints:
-            return True
-        return not shapely.dwithin(poly, np.asarray(self.footprints, dtype=object), margin).any()
+        return not shapely.dwithin(poly, self.footprints, margin).any()
 
     def add(self, actor: Actor, margin: float = PLACEMENT_MARGIN, headway: float = 0.0) -> bool:
         """Place ``actor`` if its box, lengthened by ``headway`` metres front and back, is
         ``margin`` clear of every box placed so far."""
         x, y, h = actor.path.pose(actor.s)
-        poly = footprint(np.array([x, y]), float(h), actor.size)
-        longer = actor.size + np.array([2 * headway, 0.0, 0.0])
-        probe = footprint(np.array([x, y]), float(h), longer) if headway else poly
+        length, width, _ = actor.size
+        lengths = [length, length + 2 * headway] if headway else [length]
+        shapes = footprints(float(x), float(y), float(h), width, np.array(lengths))
+        box, probe = shapes[0], shapes[-1]  # one shape when there is no headway
         if not self.fits(probe, margin):
             return False
         self.actors.append(actor)
-        self.footprints.append(poly)
+        self.footprints = np.append(self.footprints, box)
         return True
 
     def static(
