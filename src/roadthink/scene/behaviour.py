@@ -130,18 +130,18 @@ class Rollout:
 class _Paths:
     """All actors' paths sampled every ``ds`` metres over WINDOW around where each starts,
     so that poses are looked up for all actors at once (index arithmetic instead of a search
-    per actor). Arc length ``s`` of actor ``i`` is at grid coordinate ``(base[i] + sign * s) / ds``:
-    ``reversed`` serves the same samples to the actors of ``reversed_actor``."""
+    per actor). Arc length ``s`` on row ``r`` is ``(base[r] + sign[r] * s) / ds`` samples
+    after ``first[r]``: ``with_reversed`` serves the same samples to ``reversed_actor``s."""
 
     ds: float
-    size: int  # samples per actor
-    rows: np.ndarray  # (N,) actor indices
-    lengths: np.ndarray  # (N,) path lengths
-    base: np.ndarray  # (N,)
-    sign: float  # 1.0, or -1.0 when reversed
-    turn: float  # added to headings: 0.0, or pi when reversed
-    at: np.ndarray  # (3, N * size) x, y, heading per sample, actors end to end: one np.take per lookup
-    step: np.ndarray  # (3, N * size) from each sample to the next (none from an actor's last)
+    size: int  # samples per path
+    first: np.ndarray  # (R,) index of a row's first sample
+    lengths: np.ndarray  # (R,) path lengths
+    base: np.ndarray  # (R,)
+    sign: np.ndarray  # (R,) 1.0, or -1.0 for a path run the other way
+    turn: np.ndarray  # (R,) added to headings: 0.0, or pi for a path run the other way
+    at: np.ndarray  # (3, N * size) x, y, heading per sample, paths end to end: one np.take per lookup
+    step: np.ndarray  # (3, N * size) from each sample to the next (none from a path's last)
     v_curve2: np.ndarray  # (N * size,) squared speed each sample's bend allows
 
     @classmethod
@@ -155,41 +155,59 @@ class _Paths:
         return cls(
             ds=ds,
             size=grid.shape[1],
-            rows=np.arange(len(actors)),
+            first=np.arange(len(actors)) * grid.shape[1],
             lengths=np.array([a.path.length for a in actors]),
             base=-start,
-            sign=1.0,
-            turn=0.0,
+            sign=np.ones(len(actors)),
+            turn=np.zeros(len(actors)),
             at=at.reshape(3, -1),
             step=step.reshape(3, -1),
             v_curve2=(LATERAL_ACCEL / np.maximum(curv, 1e-4)).ravel(),
         )
 
-    def reversed(self) -> _Paths:
-        """The same paths run the other way: arc length from the other end, headings turned
-        around. The past is simulated on the samples of the present."""
-        return replace(self, base=self.base + self.sign * self.lengths, sign=-self.sign, turn=self.turn + np.pi)
+    def with_reversed(self) -> _Paths:
+        """These rows, then the same paths run the other way (arc length from the other
+        end, headings turned around) for the ``reversed_actor``s: the past is simulated on
+        the samples of the present."""
+        return replace(
+            self,
+            first=np.tile(self.first, 2),
+            lengths=np.tile(self.lengths, 2),
+            base=np.concatenate([self.base, self.base + self.sign * self.lengths]),
+            sign=np.concatenate([self.sign, -self.sign]),
+            turn=np.concatenate([self.turn, self.turn + np.pi]),
+        )
 
-    def pose(self, s: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """x, y and heading (3, R) or (3, R, K) at arc lengths ``s`` (R,) or (R, K) of actors
-        ``rows`` (default: all actors, in order)."""
-        rows = self.rows if rows is None else rows
+    def subset(self, rows: np.ndarray) -> _Paths:
+        """Only rows ``rows``, in that order (sharing the samples)."""
+        return replace(
+            self,
+            first=self.first[rows],
+            lengths=self.lengths[rows],
+            base=self.base[rows],
+            sign=self.sign[rows],
+            turn=self.turn[rows],
+        )
+
+    def pose(self, s: np.ndarray) -> np.ndarray:
+        """x, y and heading (3, R) or (3, R, K) at arc lengths ``s`` (R,) or (R, K), a row of
+        ``s`` per row."""
         shape = (-1,) + (1,) * (s.ndim - 1)
-        f = (self.base[rows].reshape(shape) + self.sign * s) / self.ds
+        f = (self.base.reshape(shape) + self.sign.reshape(shape) * s) / self.ds
         i = f.astype(int)  # f >= 0 within the window: truncation is floor
         np.minimum(np.maximum(i, 0, out=i), self.size - 2, out=i)
-        flat = (rows * self.size).reshape(shape) + i
+        flat = self.first.reshape(shape) + i
         out = np.take(self.at, flat, 1) + np.take(self.step, flat, 1) * (f - i)
-        out[2] += self.turn
+        out[2] += self.turn.reshape(shape)
         return out
 
     def speed_cap(self, s: np.ndarray, look: np.ndarray, accel: float = B_COMFORT) -> np.ndarray:
         """Highest speed from which every bend ``look`` metres away (ahead; behind when
         ``look`` is negative) is reached or was left at ``accel`` within comfort. ``s`` is
-        (..., N): an arc length per actor."""
-        f = ((self.base[:, None] + self.sign * (s[..., None] + look)) / self.ds).astype(int)
+        (..., R): an arc length per row."""
+        f = ((self.base[:, None] + self.sign[:, None] * (s[..., None] + look)) / self.ds).astype(int)
         np.minimum(np.maximum(f, 0, out=f), self.size - 1, out=f)
-        v_bend2 = np.take(self.v_curve2, f + self.rows[:, None] * self.size)
+        v_bend2 = np.take(self.v_curve2, f + self.first[:, None])
         return np.sqrt((v_bend2 + 2 * accel * np.abs(look)).min(-1))
 
 
@@ -211,7 +229,9 @@ class _Obstacles:
     candidate: np.ndarray  # (Mv, O) not the mover itself, and no ghosts for the careless
 
     @classmethod
-    def of(cls, sizes: np.ndarray, sensing: np.ndarray, heeds: np.ndarray, walks: np.ndarray) -> _Obstacles:
+    def of(
+        cls, sizes: np.ndarray, sensing: np.ndarray, heeds: np.ndarray, walks: np.ndarray, timeline: np.ndarray
+    ) -> _Obstacles:
         n = len(sizes)
         movers = np.flatnonzero(sensing)
         # a walker only waits for what stands in its next step (it follows no one): its
@@ -231,14 +251,18 @@ class _Obstacles:
             along=along,
             across=across,
             reach=np.hypot(along, across),
-            candidate=(owner[None] != movers[:, None]) & (real[None] | heeds[movers][:, None]),
+            candidate=(owner[None] != movers[:, None])
+            & (real[None] | heeds[movers][:, None])
+            & (timeline[owner][None] == timeline[movers][:, None]),
         )
 
 
 class Simulation:
     """Actors advancing together; index 0 is the ego."""
 
-    def __init__(self, actors: list[Actor], paths: _Paths | None = None):
+    def __init__(self, actors: list[Actor], paths: _Paths | None = None, timeline: np.ndarray | None = None):
+        """``timeline`` (one per actor) keeps apart actors that live in different runs of
+        time (the future and the past, simulated together): they do not see each other."""
         self.actors = actors
         self.paths = _Paths.of(actors) if paths is None else paths
         self.sizes = np.stack([a.size for a in actors])
@@ -246,7 +270,10 @@ class Simulation:
         self.walkers = np.array([a.motion is Motion.WALKER for a in actors])
         # whoever moves looks ahead: drivers to follow, walkers so as not to walk into things
         sensing = self.movers | (self.walkers & np.array([a.speed > 0 for a in actors]))
-        self.obstacles = _Obstacles.of(self.sizes, sensing, np.array([not a.careless for a in actors]), self.walkers)
+        heeds = np.array([not a.careless for a in actors])
+        timeline = np.zeros(len(actors)) if timeline is None else timeline
+        self.obstacles = _Obstacles.of(self.sizes, sensing, heeds, self.walkers, timeline)
+        self.tracks = self.paths.subset(self.obstacles.movers)
         self.start_pose = self.paths.pose(self.state()[0])
         self.idm = batch([_idm(a) for a in actors])
         self.controlled = [i for i, a in enumerate(actors) if a.stop is not None and self.movers[i]]
@@ -266,13 +293,13 @@ class Simulation:
         ob = self.obstacles
         gap = np.full(len(s), np.inf)
         lead_v = np.zeros(len(s))
-        track = self.paths.pose(s[ob.movers, None] + ob.offsets, ob.movers)  # (3, Mv, 1 + K)
+        track = self.tracks.pose(s[ob.movers, None] + ob.offsets)  # (3, Mv, 1 + K)
         probe = track[:, :, 1:]
         now = self.start_pose.copy()
         now[:, ob.movers] = track[:, :, 0]  # the others stay where they are
         direction = np.array([np.cos(now[2]), np.sin(now[2])])  # (2, N)
         heading = direction[:, ob.movers]
-        ghosts = now[:2, None, ob.movers] + GHOST_TIMES[:, None] * (v[ob.movers] * heading)[:, None]
+        ghosts = track[:2, None, :, 0] + GHOST_TIMES[:, None] * (v[ob.movers] * heading)[:, None]
         obstacle = np.concatenate([now[:2], ghosts.reshape(2, -1)], 1)  # (2, O)
         yields = (v[ob.movers] > 0.3) & (heading.T @ heading < COS_CROSSING)  # to moving, crossing traffic
         near = ob.candidate.copy()
@@ -341,7 +368,7 @@ class Simulation:
             gap, lead_v, _ = self.leaders(s, v, 0.0, np.zeros(len(s), bool))
             candidates = scale * np.minimum(np.minimum(v, v_behind), v0)  # (21, N), fastest first
             ok = idm_accel(candidates, v0, gap, lead_v, self.idm) >= -B_COMFORT
-            speed = np.where(ok.any(0), candidates[ok.argmax(0), self.paths.rows], 0.0)
+            speed = np.where(ok.any(0), candidates[ok.argmax(0), np.arange(len(s))], 0.0)
             for i in free:
                 self.actors[i].speed = float(speed[i])
 
@@ -351,16 +378,21 @@ class Simulation:
         The future is simulated forward. The past is simulated too, backwards in time:
         every actor runs its path in reverse at its present pace, with the same rules, so
         the histories respect each other (nobody drove through the car ahead) and the bends.
+        Both are stepped together, for the longer of the two spans (they do not see each
+        other), to share the work of a step.
         """
-        future_s, future_v, accel0 = self._advance(horizon, record_dt)
-        back = Simulation([reversed_actor(a) for a in self.actors], self.paths.reversed())
-        back_s, back_v, _ = back._advance(past, record_dt)
-        past_s = (self.paths.lengths[:, None] - back_s[:, 1:])[:, ::-1]
-        past_v = back_v[:, 1:][:, ::-1]
-        all_s = np.concatenate([past_s, future_s], 1)
+        n = len(self.actors)
+        both = Simulation(
+            self.actors + [reversed_actor(a) for a in self.actors], self.paths.with_reversed(), np.repeat([0, 1], n)
+        )
+        s, v, accel0 = both._advance(max(horizon, past), record_dt)
+        ahead, behind = round(horizon / record_dt), round(past / record_dt)
+        past_s = (self.paths.lengths[:, None] - s[n:, 1 : behind + 1])[:, ::-1]
+        past_v = v[n:, 1 : behind + 1][:, ::-1]
+        all_s = np.concatenate([past_s, s[:n, : ahead + 1]], 1)
         x, y, heading = self.paths.pose(all_s)
-        times = np.arange(-past_s.shape[1], future_s.shape[1]) * record_dt
-        return Rollout(times, x, y, wrap_angle(heading), np.concatenate([past_v, future_v], 1), accel0)
+        times = np.arange(-behind, ahead + 1) * record_dt
+        return Rollout(times, x, y, wrap_angle(heading), np.concatenate([past_v, v[:n, : ahead + 1]], 1), accel0[:n])
 
     def _advance(self, horizon: float, record_dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Arc lengths and speeds (N, T + 1) every ``record_dt`` from now to ``horizon``,
@@ -418,8 +450,7 @@ def _first_hits(
     none = hit.shape[1]
     probe = np.full(shape, none)
     probe[mi, oj] = np.where(hit.any(1), hit.argmax(1), none)
-    o = probe.argmin(1)
-    k = probe[np.arange(shape[0]), o]
+    o, k = probe.argmin(1), probe.min(1)
     m = np.flatnonzero(k < none)
     return m, o[m], k[m]
 

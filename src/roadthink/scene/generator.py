@@ -323,11 +323,14 @@ def _assemble(
     def to_ego(i: int) -> tuple[list[float], list[float], list[float]]:
         return ego_x[i], ego_y[i], ego_yaw[i]
 
+    # tracks, agents and the ego are plain data, validated once as a whole Scene: far
+    # cheaper than building each model on its own
     def track(i: int, z: float, sel: slice) -> list[dict]:
         x, y, yaw = to_ego(i)
-        return [dict(t=times[k], center=(x[k], y[k], z), yaw=yaw[k], speed=speed[i][k]) for k in range(len(times))[sel]]
-
-    # plain data, validated once as a whole Scene: far cheaper than building each model
+        return [
+            {"t": times[k], "center": (x[k], y[k], z), "yaw": yaw[k], "speed": speed[i][k]}
+            for k in range(len(times))[sel]
+        ]
 
     agents = []
     order = sorted(range(1, len(world.actors)), key=lambda i: math.hypot(roll.x[i, now] - ex, roll.y[i, now] - ey))

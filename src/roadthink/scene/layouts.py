@@ -48,7 +48,7 @@ def _pt(v: np.ndarray) -> tuple[float, float]:
 
 
 def _pts(a: np.ndarray) -> list[tuple[float, float]]:
-    return [_pt(p) for p in a]
+    return [(round(x, 3), round(y, 3)) for x, y in np.asarray(a, dtype=float).tolist()]
 
 
 def _rect(a: np.ndarray, b: np.ndarray, left: float, right: float) -> list[tuple[float, float]]:
@@ -284,12 +284,13 @@ def _connector(
     p0 = src.u * junction + (k + 0.5) * LANE_WIDTH * src.n
     p1 = dst.u * junction - (k_out + 0.5) * LANE_WIDTH * dst.n
     d0, d1 = -src.u, dst.u
-    mat = np.array([d0, -d1]).T
-    if abs(np.linalg.det(mat)) < 1e-6:
+    # control point where the lines p0 + t0 d0 and p1 + t1 d1 meet (Cramer's rule)
+    det = d1[0] * d0[1] - d0[0] * d1[1]
+    if abs(det) < 1e-6:
         control = (p0 + p1) / 2
     else:
-        t = np.linalg.solve(mat, p1 - p0)
-        control = p0 + t[0] * d0
+        r = p1 - p0
+        control = p0 + (d1[0] * r[1] - r[0] * d1[1]) / det * d0
     lane_id = f"{src.incoming[k]}_to_{dst.outgoing[k_out]}"
     lane_limit = limit if turn is Turn.STRAIGHT else min(limit, 25 * KMH)
     mb.lanes.append(

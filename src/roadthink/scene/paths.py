@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -28,6 +29,12 @@ class Path:
         np.cumsum(seg, out=s[1:])
         return cls(pts, s)
 
+    @classmethod
+    def ray(cls, start: np.ndarray, heading: float, length: float) -> Path:
+        """The straight path of ``length`` metres from ``start`` along ``heading``."""
+        end = (start[0] + length * math.cos(heading), start[1] + length * math.sin(heading))
+        return cls(np.array([start, end], dtype=float), np.array([0.0, length]))
+
     @property
     def length(self) -> float:
         return float(self.s[-1])
@@ -39,9 +46,9 @@ class Path:
         it can be interpolated and differentiated."""
         d = self.points[1:] - self.points[:-1]
         heading = np.arctan2(d[:, 1], d[:, 0])
-        turns = np.round((heading[1:] - heading[:-1]) / (2 * np.pi))  # jumps across +-pi, as whole turns
-        heading[1:] -= 2 * np.pi * np.cumsum(turns)
-        return np.vstack([self.points[:-1].T, (d / (self.s[1:] - self.s[:-1])[:, None]).T, heading])
+        if len(heading) > 1:  # undo jumps across +-pi, as whole turns
+            heading[1:] -= 2 * np.pi * np.cumsum(np.round((heading[1:] - heading[:-1]) / (2 * np.pi)))
+        return np.concatenate([self.points[:-1].T, (d / (self.s[1:] - self.s[:-1])[:, None]).T, heading[None]])
 
     @cached_property
     def reversed(self) -> Path:
@@ -57,20 +64,15 @@ class Path:
     def project(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Arc length and signed lateral offset (left positive) of points ``xy`` (N, 2)."""
         xy = np.atleast_2d(np.asarray(xy, dtype=float))
-        a, b = self.points[:-1], self.points[1:]
-        ab = b - a
-        seg_len2 = np.maximum((ab**2).sum(1), 1e-12)
-        rel = xy[:, None, :] - a[None]
-        t = np.clip((rel * ab[None]).sum(-1) / seg_len2, 0.0, 1.0)
-        closest = a[None] + t[..., None] * ab[None]
-        dist2 = ((xy[:, None, :] - closest) ** 2).sum(-1)
+        x0, y0, ux, uy, _ = self.segments
+        rx, ry = xy[:, :1] - x0, xy[:, 1:] - y0  # (N, M - 1) from each segment's start
+        t = np.minimum(np.maximum(rx * ux + ry * uy, 0.0), self.s[1:] - self.s[:-1])  # metres along it
+        ex, ey = rx - t * ux, ry - t * uy  # from the closest point on it
+        dist2 = ex * ex + ey * ey
         best = dist2.argmin(1)
         rows = np.arange(len(xy))
-        seg = ab[best]
-        cross = seg[:, 0] * rel[rows, best, 1] - seg[:, 1] * rel[rows, best, 0]
-        lateral = np.sign(cross) * np.sqrt(dist2[rows, best])
-        along = self.s[best] + t[rows, best] * np.sqrt(seg_len2[best])
-        return along, lateral
+        cross = ux[best] * ry[rows, best] - uy[best] * rx[rows, best]
+        return self.s[best] + t[rows, best], np.sign(cross) * np.sqrt(dist2[rows, best])
 
     def curvature(self, s: np.ndarray, window: float = 2.0) -> np.ndarray:
         """Unsigned curvature (1/m) from the heading change over ``window`` metres."""
@@ -116,6 +118,7 @@ def _along(segments: np.ndarray, idx: np.ndarray, ds: np.ndarray) -> tuple[np.nd
 
 
 def _segment_lengths(points: np.ndarray) -> np.ndarray:
+    """Length of each segment of the polyline ``points``."""
     d = points[1:] - points[:-1]
     return np.hypot(d[:, 0], d[:, 1])
 

@@ -31,8 +31,9 @@ class Route:
         return next((stop for stop in self.stops if stop.s >= s_now), None)
 
 
-_CORNER_ALONG = np.array([0.5, -0.5, -0.5, 0.5])  # box_corners order: FL, RL, RR, FR
-_CORNER_ACROSS = np.array([0.5, 0.5, -0.5, -0.5])
+# box_corners order (FL, RL, RR, FR), closed: shapely takes a closed ring as it is
+_CORNER_ALONG = np.array([0.5, -0.5, -0.5, 0.5, 0.5])
+_CORNER_ACROSS = np.array([0.5, 0.5, -0.5, -0.5, 0.5])
 
 
 def footprints(x: float, y: float, heading: float, width: float, lengths: np.ndarray) -> np.ndarray:
@@ -152,8 +153,7 @@ class World:
         self, category: Category, xy: np.ndarray, heading: float, intent: Intent, margin: float = PLACEMENT_MARGIN
     ) -> bool:
         """Place something that does not move (a cone, debris, a parked car)."""
-        direction = np.array([np.cos(heading), np.sin(heading)])
-        path = Path.from_points([xy, xy + direction])
+        path = Path.ray(xy, heading, 1.0)
         actor = Actor(category, sample_size(self.rng, category), path, 0.0, 0.0, Motion.STATIC)
         actor.meta.update(intent=intent, color=sample_color(self.rng, category))
         return self.add(actor, margin)
@@ -168,8 +168,7 @@ class World:
         careless: bool = False,
     ) -> bool:
         """Place a pedestrian or animal that keeps ``speed`` along ``heading``."""
-        direction = np.array([np.cos(heading), np.sin(heading)])
-        path = Path.from_points([start, start + 40.0 * direction])
+        path = Path.ray(start, heading, 40.0)
         actor = Actor(
             category,
             sample_size(self.rng, category),
