@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from roadthink.scene.types import Category, Intent, Scene
+from roadthink.tasks.facts import checker
 from roadthink.tasks.registry import choice_sample, make_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step
 from roadthink.tasks.views import distance, glimpsed, noun, seen
@@ -18,10 +19,10 @@ ON_ROAD = 6.0  # metres either side of the ego's heading line that count as "the
 RESPONSES = ("change lanes to pass it", "slow down, stopping if needed", "continue at the same speed")
 
 
-def _obstacles(scene: Scene) -> tuple[list, bool]:
+def _obstacles(scene: Scene, camera: str = CAMERA) -> tuple[list, bool]:
     """Unusual obstacles clearly seen ahead on the road, and whether one is only glimpsed."""
-    ahead = [a for a in seen(scene, CAMERA) if a.category in UNUSUAL and abs(a.box.center[1]) < ON_ROAD]
-    unsure = any(a.category in UNUSUAL for a in glimpsed(scene, CAMERA))
+    ahead = [a for a in seen(scene, camera) if a.category in UNUSUAL and abs(a.box.center[1]) < ON_ROAD]
+    unsure = any(a.category in UNUSUAL for a in glimpsed(scene, camera))
     return ahead, unsure
 
 
@@ -48,6 +49,17 @@ def unusual_obstacle(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]
         "or cones closing a lane? Answer yes or no."
     )
     yield make_sample(scene, FAMILY, "unusual_obstacle", "any", answer, question, answer, AnswerType.YES_NO, steps)
+
+
+@checker("unusual_ahead")
+def _unusual_ahead(scene: Scene, f: dict) -> bool:
+    ahead, _ = _obstacles(scene, f["camera"])
+    return bool(ahead) == f["value"]
+
+
+@checker("ego_response")
+def _ego_response(scene: Scene, f: dict) -> bool:
+    return response(scene) == f["value"]
 
 
 def response(scene: Scene) -> str | None:

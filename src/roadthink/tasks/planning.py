@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from roadthink.scene.types import Scene
+from roadthink.tasks.facts import checker
 from roadthink.tasks.registry import make_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step
 
@@ -44,6 +45,11 @@ def meta_action_of(scene: Scene) -> str | None:
     if speed is None or direction is None:
         return None
     return f"{speed}, {'straight' if speed == 'stop' else direction}"
+
+
+@checker("meta_action")
+def _meta_action(scene: Scene, f: dict) -> bool:
+    return meta_action_of(scene) == f["value"]
 
 
 @task("meta_action", FAMILY, AnswerType.META_ACTION, buckets=META_ACTIONS)
