@@ -29,6 +29,11 @@ def main() -> None:
     print(f"samples/s per core: {samples / elapsed:.1f} (goal >= 100)")
     print(f"scenes/s per core : {report.scenes_tried / elapsed:.1f}")
     print(f"samples per generated scene: {samples / report.scenes_tried:.2f}")
+    slowest = sorted(report.filled_at.items(), key=lambda kv: -kv[1])[:5]
+    print("scenes needed by the slowest tasks:", ", ".join(f"{name} {n}" for name, n in slowest))
+    unfilled = [t.name for t in tasks if t.name not in report.filled_at]
+    if unfilled:
+        print("never filled:", ", ".join(unfilled))
 
 
 if __name__ == "__main__":

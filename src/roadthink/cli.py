@@ -174,13 +174,17 @@ def bench_build(
     tasks: Annotated[str | None, typer.Option(help="Only these tasks (comma-separated).")] = None,
     families: Annotated[str | None, typer.Option(help="Only these families (comma-separated).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes (0: one per core).")] = 0,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="jsonl, or parquet: also one self-contained file with the images embedded."),
+    ] = "jsonl",
 ) -> None:
     """Build a balanced split: samples with exact answers, their images and scenes, a card."""
     from roadthink.tasks import select_tasks
     from roadthink.tasks.build import build
 
     chosen = select_tasks(_names(tasks), _names(families))
-    report = build(out, chosen, split, size, seed, workers)
+    report = build(out, chosen, split, size, seed, workers, fmt)
     table = Table(title=f"{split} split in {out}: {sum(report.samples.values())} samples, {report.scenes_used} scenes")
     for col in ("family", "task", "samples", "skipped scenes"):
         table.add_column(col)
@@ -188,6 +192,45 @@ def bench_build(
         table.add_row(t.family, t.name, str(report.samples[t.name]), str(report.skipped[t.name]))
     console.print(table)
     console.print(f"card: {out / 'README.md'}")
+
+
+@bench_app.command("show")
+@reports_errors
+def bench_show(
+    bench: Annotated[Path, typer.Argument(help="A built split (the folder with samples.jsonl).")],
+    image: Annotated[Path | None, typer.Option(help="Write a picture of sample cards (PNG or JPEG).")] = None,
+    tasks: Annotated[str | None, typer.Option(help="Only these tasks (comma-separated).")] = None,
+    per_task: Annotated[int, typer.Option(help="Cards per task in the picture.")] = 1,
+) -> None:
+    """What a split holds: samples and answers per task, and a picture of sample cards."""
+    import numpy as np
+
+    from roadthink.render import save_image
+    from roadthink.tasks.preview import OPEN, answer_text, load_rows, pick, preview
+
+    rows = load_rows(bench)
+    names = _names(tasks)
+    if names:
+        rows = [r for r in rows if r["task"] in names]
+    by_task: dict[str, Counter[str]] = {}
+    for r in rows:
+        shown = (
+            answer_text(r)[3:]
+            if r.get("choices")
+            else r["answer_type"]
+            if r["answer_type"] in OPEN
+            else str(r["answer"])
+        )
+        by_task.setdefault(f"{r['family']} / {r['task']}", Counter())[shown] += 1
+    table = Table(title=f"{bench}: {len(rows)} samples")
+    for col in ("family / task", "samples", "most common answers"):
+        table.add_column(col)
+    for key, answers in by_task.items():
+        table.add_row(key, str(answers.total()), ", ".join(f"{a} ({n})" for a, n in answers.most_common(4)))
+    console.print(table)
+    if image is not None:
+        save_image(image, np.asarray(preview(bench, pick(rows, per_task))))
+        console.print(f"picture: {image}")
 
 
 @app.command()

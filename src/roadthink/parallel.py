@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -31,28 +32,38 @@ def progress_bar(transient: bool = False) -> Progress:
 
 
 def map_with_progress(
-    fn: Callable[[T], R], items: Iterable[T], total: int, description: str, workers: int = 1, chunksize: int = 0
+    fn: Callable[[T], R], items: Iterable[T], total: int, description: str, workers: int = 1
 ) -> Iterator[R]:
     """Yield ``fn(item)`` in order, on ``workers`` processes, while a bar shows progress.
 
     Results come back in input order whatever the worker count, so output never depends
-    on how the work was split. A consumer that stops early cancels what has not started;
-    small ``chunksize`` keeps that waste small.
+    on how the work was split. Items are drawn from ``items`` only as workers free up (a few
+    per worker ahead), so a lazy ``items`` can depend on what the consumer has seen so far,
+    and a consumer that stops early wastes little.
     """
     with progress_bar() as bar:
         task = bar.add_task(description, total=total, rate="")
-        if workers <= 1:
-            results: Iterable[R] = map(fn, items)
-            pool = None
-        else:
-            pool = ProcessPoolExecutor(max_workers=workers)
-            chunksize = chunksize or max(1, min(16, total // (workers * 4)))
-            results = pool.map(fn, items, chunksize=chunksize)
-        try:
-            for done, result in enumerate(results, 1):
-                elapsed = bar.tasks[0].elapsed or 1e-9
-                bar.update(task, advance=1, rate=f"{done / elapsed:6.1f}/s")
-                yield result
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+        results = map(fn, items) if workers <= 1 else _pooled(fn, items, workers)
+        for done, result in enumerate(results, 1):
+            elapsed = bar.tasks[0].elapsed or 1e-9
+            bar.update(task, advance=1, rate=f"{done / elapsed:6.1f}/s")
+            yield result
+
+
+def _pooled(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``map(fn, items)`` on a process pool with at most ``2 * workers`` items in flight."""
+    pool = ProcessPoolExecutor(max_workers=workers)
+    pending: deque[Future[R]] = deque()
+    source = iter(items)
+    try:
+        while True:
+            while len(pending) < 2 * workers and (item := next(source, _END)) is not _END:
+                pending.append(pool.submit(fn, item))
+            if not pending:
+                return
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+_END = object()

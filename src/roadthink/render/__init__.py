@@ -22,10 +22,12 @@ __all__ = [
     "CameraRender",
     "RenderedScene",
     "draw_annotations",
+    "encode_png",
     "montage",
     "render_bev",
     "render_camera",
     "render_scene",
+    "save_image",
     "save_png",
 ]
 
@@ -62,8 +64,26 @@ def save_png(path: str | os.PathLike[str], image: np.ndarray) -> None:
     """Write an RGB image as PNG atomically (``write_atomic``: a temporary file beside it, then
     a rename, parent folders created): readers never see half a file, and the same pixels
     always give the same bytes, as OpenCV's PNG encoder writes no timestamps."""
+    write_atomic(Path(path), encode_png(image))
+
+
+def save_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
+    """Write an RGB image atomically as JPEG (quality 85) for a .jpg/.jpeg name, else PNG."""
+    if Path(path).suffix.lower() not in (".jpg", ".jpeg"):
+        save_png(path, image)
+        return
+    ok, jpeg = cv2.imencode(
+        ".jpg", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+    )
+    if not ok:
+        raise ValueError(f"cannot encode a {image.shape} {image.dtype} image as JPEG")
+    write_atomic(Path(path), jpeg.tobytes())
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an RGB image (deterministic: no timestamps)."""
     bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
     ok, png = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
     if not ok:
         raise ValueError(f"cannot encode a {image.shape} {image.dtype} image as PNG")
-    write_atomic(Path(path), png.tobytes())
+    return png.tobytes()

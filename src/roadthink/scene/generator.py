@@ -17,9 +17,9 @@ import numpy as np
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from roadthink.scene.behaviour import Actor, Motion, Simulation
+from roadthink.scene.behaviour import LATERAL_ACCEL, Actor, Motion, Simulation
 from roadthink.scene.cameras import rig
-from roadthink.scene.layouts import LAYOUTS, LayoutParams
+from roadthink.scene.layouts import LAYOUTS, LayoutParams, phase_for, set_phase
 from roadthink.scene.paths import poses, wrap_angle
 from roadthink.scene.scenarios import SCENARIOS
 from roadthink.scene.types import (
@@ -35,6 +35,7 @@ from roadthink.scene.types import (
     Environment,
     Intent,
     Lane,
+    LightState,
     Scene,
     TimeOfDay,
     Turn,
@@ -77,6 +78,13 @@ class GeneratorConfig(BaseModel):
     time_of_day: dict[TimeOfDay, float] = {TimeOfDay.DAY: 0.7, TimeOfDay.DUSK: 0.15, TimeOfDay.NIGHT: 0.15}
     turns: dict[Turn, float] = {Turn.STRAIGHT: 0.6, Turn.LEFT: 0.2, Turn.RIGHT: 0.2}
     violator_rate: float = Field(0.05, ge=0.0, le=1.0)  # share of drivers who run red lights
+    # weights of the ego's light state at signalised junctions; None: the natural cycle
+    # (yellow 1 time in 12), which a benchmark balancing light states would starve on
+    signal_states: dict[LightState, float] | None = None
+    # how far before a junction's stop line the ego starts (m): nearer, and more of its
+    # 3 s future is spent turning or stopping
+    ego_approach: tuple[float, float] = (12.0, 45.0)
+    ego_in_junction: float = Field(0.0, ge=0.0, le=1.0)  # chance the ego starts inside a junction
     radius: float = Field(70.0, gt=10.0)  # background traffic is placed this close to the ego
     cameras: list[str] = ["CAM_FRONT"]
     bev: BEVSpec = BEVSpec(width=400, height=400, resolution=0.25)
@@ -145,11 +153,22 @@ def generate_scene(seed: int, config: GeneratorConfig | None = None, scene_id: s
     params = LayoutParams(**{**params.__dict__, **scenario.params})
     world = World(LAYOUTS[layout](rng, params), rng)
     _place_ego(world, rng, layout, scenario.ego_lane, config)
+    if config.signal_states:
+        _set_ego_signal(world, rng, config.signal_states)
     scenario.place(world, rng)
     _background(world, rng, config)
     env = Environment(weather=_pick(rng, config.weather), time_of_day=_pick(rng, config.time_of_day))
     scene = _assemble(world, seed, scene_id or f"scene-{seed}", layout, scenario_name, env, config)
     return scene
+
+
+def _set_ego_signal(world: World, rng: np.random.Generator, weights: dict[LightState, float]) -> None:
+    """Re-time the signals so that the ego's light shows a state drawn from ``weights``
+    (before anyone else is placed or moves, so every plan obeys the new timing)."""
+    ego_lane = world.actors[0].meta["lane"]
+    group = next((i for i, lt in enumerate(world.map.lights) if ego_lane in lt.lane_ids), None)
+    if group is not None:
+        set_phase(world.map.lights, phase_for(LightState(str(_pick(rng, weights))), group, rng))
 
 
 def _place_ego(world: World, rng: np.random.Generator, layout: str, lane_rule: str, config: GeneratorConfig) -> None:
@@ -166,16 +185,24 @@ def _place_ego(world: World, rng: np.random.Generator, layout: str, lane_rule: s
         )
     if lane_rule == "rightmost":
         candidates = [lane for lane in candidates if lane.right_neighbor is None]
+    inside = [lane for lane in world.map.lanes if lane.in_junction]
+    if config.ego_in_junction and inside and lane_rule == "any" and rng.random() < config.ego_in_junction:
+        candidates = inside
     lane = candidates[int(rng.integers(len(candidates)))]
     length = world.paths[lane.id].length
-    if layout in ("intersection", "t_junction") and lane.successors:
-        s_lane = length - float(rng.uniform(12.0, 45.0))
+    if lane.in_junction:  # part-way through its turn
+        s_lane = float(rng.uniform(0.0, 0.5)) * length
+    elif layout in ("intersection", "t_junction") and lane.successors:
+        s_lane = length - float(rng.uniform(*config.ego_approach))
     elif lane.id == "ramp":
         s_lane = float(rng.uniform(40.0, 70.0))
     else:
         s_lane = length / 2 - float(rng.uniform(0.0, 40.0))
     turn = Turn(str(_pick(rng, config.turns)))
     speed = lane.speed_limit * float(rng.uniform(0.7, 1.0))
+    if lane.in_junction:  # no faster than the bend allows
+        bend = float(np.max(world.paths[lane.id].curvature(np.linspace(0.0, length, 8))))
+        turn, speed = lane.turn, min(speed, (LATERAL_ACCEL / max(bend, 1e-4)) ** 0.5)
     ego = world.vehicle(Category.CAR, lane.id, s_lane, speed, lane.speed_limit, turn, size=EGO_SIZE.copy())
     assert ego is not None, "the first actor always fits"
 

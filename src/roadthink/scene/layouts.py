@@ -315,7 +315,6 @@ def intersection(rng: np.random.Generator, p: LayoutParams) -> MapData:
     junction = _junction(mb, arms, p.speed_limit_kmh * KMH, crosswalks=True, controlled={0, 1, 2, 3})
     phase = float(rng.uniform(0.0, CYCLE_S))
     for i, arm in enumerate(arms):
-        state, remaining = _signal(phase - (i % 2) * CYCLE_S / 2)
         # overhead on the far side of the junction, over the lanes it controls
         pos = -arm.u * (junction + 1.0) + arm.n * arm.lanes * LANE_WIDTH / 2
         mb.lights.append(
@@ -323,12 +322,31 @@ def intersection(rng: np.random.Generator, p: LayoutParams) -> MapData:
                 id=f"tl{i}",
                 position=(*_pt(pos), 5.0),
                 yaw=arm.angle,
-                state=state,
-                time_to_change=round(remaining, 2),
+                state=LightState.GREEN,
+                time_to_change=0.0,
                 lane_ids=list(arm.incoming),
             )
         )
+    set_phase(mb.lights, phase)
     return mb.build()
+
+
+def set_phase(lights: list[TrafficLight], phase: float) -> None:
+    """Put signal groups ``phase`` seconds into the cycle: lights alternate between the two
+    groups in list order, the second running half a cycle behind the first."""
+    for i, light in enumerate(lights):
+        light.state, remaining = _signal(phase - (i % 2) * CYCLE_S / 2)
+        light.time_to_change = round(remaining, 2)
+
+
+def phase_for(state: LightState, group: int, rng: np.random.Generator) -> float:
+    """A cycle phase, uniform over the time in which signal group ``group`` shows ``state``."""
+    start, end = {
+        LightState.GREEN: (0.0, GREEN_S),
+        LightState.YELLOW: (GREEN_S, GREEN_S + YELLOW_S),
+        LightState.RED: (GREEN_S + YELLOW_S, CYCLE_S),
+    }[state]
+    return float(rng.uniform(start, end)) + (group % 2) * CYCLE_S / 2
 
 
 def _signal(t: float) -> tuple[LightState, float]:

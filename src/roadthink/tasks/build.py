@@ -1,15 +1,17 @@
 """Building a benchmark split: scenes -> balanced samples -> files and a dataset card.
 
-Scenes are generated and rendered on worker processes in seed order; the main process asks
-every task about each scene and keeps a sample only while the balance allows it. A scene
-that yields no sample leaves no files behind.
+Worker processes generate and render scenes in seed order and ask every task that still
+needs samples about them; the main process keeps a candidate only while the balance
+allows it, and writes the files of the scenes some sample uses. The result depends only on
+the split's seed, never on the worker count.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,27 +20,37 @@ import numpy as np
 from roadthink import __version__
 from roadthink.errors import RoadthinkError
 from roadthink.parallel import default_workers, map_with_progress
-from roadthink.render import render_camera, save_png
-from roadthink.render.export import ExportJob, check_writable, export, scene_paths
-from roadthink.scene.generator import GENERATOR_VERSION, GeneratorConfig
-from roadthink.scene.io import load_scene, write_atomic
+from roadthink.render import encode_png, render_camera, render_scene
+from roadthink.render.export import check_writable, scene_id, scene_paths, scene_seed
+from roadthink.scene.generator import GENERATOR_VERSION, GeneratorConfig, generate_scene
+from roadthink.scene.io import scene_to_json, write_atomic
 from roadthink.scene.timeline import scene_at
-from roadthink.scene.types import Scene
-from roadthink.tasks.registry import Balancer, Task
-from roadthink.tasks.sample import Sample
+from roadthink.scene.types import LightState
+from roadthink.tasks.registry import TASKS, Balancer, Task
+from roadthink.tasks.sample import Sample, View
 
 BENCH_NAME = "roadthink-bench-v1"
 SPLIT_SEEDS = {"train": 1_000, "val": 2_000, "test": 3_000}  # disjoint scene streams per split
+FORMATS = ("jsonl", "parquet")
 SCENES_PER_SAMPLE = 25  # give up on a task after this many scenes per requested sample
-# benchmark scenes: more corner cases than the generator's everyday mix, so every family fills
-BENCH_SCENARIOS = {
-    "normal": 0.4,
-    "occluded_pedestrian": 0.12,
-    "lane_closure": 0.12,
-    "road_debris": 0.12,
-    "animal_on_road": 0.12,
-    "lead_braking": 0.12,
-}
+PER_SCENE = 2  # at most this many questions of one task about one scene (different wordings)
+# benchmark scenes: more corner cases than the generator's everyday mix, every light state
+# equally often at signals, the ego nearer junctions (more stops and turns): so that every
+# family fills without a balance starving on a rare answer
+BENCH_CONFIG = GeneratorConfig(
+    scenarios={
+        "normal": 0.4,
+        "occluded_pedestrian": 0.12,
+        "lane_closure": 0.12,
+        "road_debris": 0.12,
+        "animal_on_road": 0.12,
+        "lead_braking": 0.12,
+    },
+    signal_states=dict.fromkeys(LightState, 1.0),
+    ego_approach=(2.0, 30.0),
+    ego_in_junction=0.4,
+)
+BENCH_SCENARIOS = BENCH_CONFIG.scenarios
 
 
 @dataclass
@@ -53,14 +65,64 @@ class BuildReport:
     samples: dict[str, int] = field(default_factory=Counter)
     skipped: dict[str, int] = field(default_factory=Counter)  # scenes a task could not ask about
     answers: dict[str, Counter] = field(default_factory=dict)
+    filled_at: dict[str, int] = field(default_factory=dict)  # scenes generated when a task was full
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    base_seed: int
+    index: int
+    config: GeneratorConfig
+    tasks: tuple[str, ...]  # the tasks still short of samples when the job was handed out
+
+
+@dataclass(frozen=True)
+class Proposals:
+    """One scene and every question the open tasks would ask about it, with its files as
+    bytes (written only if some question is kept)."""
+
+    scene_id: str
+    scene_json: bytes
+    images: dict[str, bytes]  # view key ("BEV", "CAM_FRONT", "CAM_FRONT@-1s") -> PNG
+    candidates: dict[str, list[Sample]]
+
+
+def task_rng(base_seed: int, index: int, task_name: str) -> np.random.Generator:
+    """The random stream of one task on one scene: independent of which other tasks ran."""
+    return np.random.default_rng(np.random.SeedSequence([base_seed, index, zlib.crc32(task_name.encode())]))
+
+
+def propose(job: SceneJob) -> Proposals:
+    """Generate and render scene ``job.index``, and collect the open tasks' questions; past
+    frames are rendered only when some question shows them."""
+    sid = scene_id(job.base_seed, job.index)
+    rendered = render_scene(generate_scene(scene_seed(job.base_seed, job.index), job.config, scene_id=sid))
+    scene = rendered.scene
+    candidates = {
+        name: list(TASKS[name].propose(scene, task_rng(job.base_seed, job.index, name))) for name in job.tasks
+    }
+    images = {name: encode_png(image) for name, image in rendered.images.items()}
+    other_times = {v for samples in candidates.values() for s in samples for v in s.views if v.t != 0}
+    for view in sorted(other_times, key=lambda v: v.key):
+        images[view.key] = encode_png(render_camera(scene_at(scene, view.t), view.camera).image)
+    return Proposals(sid, scene_to_json(scene).encode(), images, candidates)
 
 
 def build(
-    out: Path, tasks: list[Task], split: str, size: int, seed: int | None = None, workers: int = 0
+    out: Path,
+    tasks: list[Task],
+    split: str,
+    size: int,
+    seed: int | None = None,
+    workers: int = 0,
+    fmt: str = "jsonl",
 ) -> BuildReport:
-    """Write ``size`` samples per task of ``split`` into ``out``."""
+    """Write ``size`` samples per task of ``split`` into ``out`` (and, for ``fmt`` parquet,
+    one self-contained Parquet file with the images and scenes embedded)."""
     if split not in SPLIT_SEEDS:
         raise RoadthinkError(f"unknown split {split!r}; known: {', '.join(SPLIT_SEEDS)}")
+    if fmt not in FORMATS:
+        raise RoadthinkError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     if size <= 0:
         raise RoadthinkError(f"--size must be a positive number of samples per task, got {size}")
     if not tasks:
@@ -68,65 +130,90 @@ def build(
     check_writable(out)
     base_seed = SPLIT_SEEDS[split] if seed is None else seed
     report = BuildReport(split, base_seed, size)
-    rng = np.random.default_rng(np.random.SeedSequence([base_seed, 7]))
-    balancer = Balancer()
-    config = GeneratorConfig(scenarios=BENCH_SCENARIOS)
-    max_scenes = size * SCENES_PER_SAMPLE
-    jobs = (ExportJob(base_seed, i, out, config) for i in range(max_scenes))
+    balancer, rng = Balancer(), np.random.default_rng(np.random.SeedSequence([base_seed, 7]))
+
+    def jobs() -> Iterator[SceneJob]:
+        for i in range(size * SCENES_PER_SAMPLE):
+            open_tasks = tuple(t.name for t in tasks if report.samples[t.name] < size)
+            if not open_tasks:
+                return
+            yield SceneJob(base_seed, i, BENCH_CONFIG, open_tasks)
+
     samples: list[Sample] = []
-    workers = workers or default_workers()
     used: set[str] = set()
-    for done in map_with_progress(export, jobs, max_scenes, f"{split} scenes", workers, chunksize=2):
+    workers = workers or default_workers()
+    for proposals in map_with_progress(propose, jobs(), size * SCENES_PER_SAMPLE, f"{split} scenes", workers):
         report.scenes_tried += 1
-        scene = load_scene(done.scene_path)
-        taken = []
-        for t in tasks:
-            if report.samples[t.name] >= size:
-                continue
-            sample = balancer.pick(t, list(t.propose(scene, rng)), rng)
-            if sample is None:
-                report.skipped[t.name] += 1
-                continue
-            taken.append(sample)
+        taken = _take(proposals, tasks, balancer, rng, report)
         if taken:
-            used.add(scene.scene_id)
+            used.add(proposals.scene_id)
             report.scenes_used += 1
-            for sample in taken:
-                samples.append(_with_files(sample, scene, out))
-                report.samples[sample.task] += 1
-                report.answers.setdefault(sample.task, Counter())[sample.meta["bucket"]] += 1
+            samples += _write_scene(out, proposals, taken)
         if all(report.samples[t.name] >= size for t in tasks):
             break
-    _prune(out, f"s{base_seed}-", used, config.cameras)
+    _prune(out, f"s{base_seed}-", used)
     _write_samples(out / "samples.jsonl", samples)
-    write_atomic(out / "README.md", dataset_card(report, tasks).encode())
+    if fmt == "parquet":
+        from roadthink.tasks.export import write_parquet  # needs the datasets library
+
+        write_parquet(out, out / "samples.parquet")
+    write_atomic(out / "README.md", dataset_card(report, tasks, fmt).encode())
     return report
 
 
-def _with_files(sample: Sample, scene: Scene, out: Path) -> Sample:
-    """``sample`` with the paths of its scene and images; frames of other moments than now
-    (past frames for prediction) are rendered here, once per scene and view."""
-    scene_file, images = scene_paths(Path("."), scene.scene_id, list(scene.cameras))
-    paths = []
-    for view in sample.views:
-        if view.t == 0:
-            paths.append(images[view.camera].as_posix())
+def _take(
+    proposals: Proposals, tasks: list[Task], balancer: Balancer, rng: np.random.Generator, report: BuildReport
+) -> list[Sample]:
+    """The candidates the balance accepts: up to PER_SCENE per open task, each of another
+    wording; the sample ids number them within the scene."""
+    taken = []
+    for t in tasks:
+        if t.name not in proposals.candidates or report.samples[t.name] >= report.size:
             continue
-        path = images[view.camera].with_name(f"{view.key}.png")
-        if not (out / path).exists():
-            save_png(out / path, render_camera(scene_at(scene, view.t), view.camera).image)
-        paths.append(path.as_posix())
-    return sample.model_copy(update={"scene": scene_file.as_posix(), "images": paths})
+        pool = proposals.candidates[t.name]
+        for n in range(1, PER_SCENE + 1):
+            if report.samples[t.name] >= report.size:
+                break
+            sample = balancer.pick(t, pool, rng)
+            if sample is None:
+                break
+            taken.append(sample.model_copy(update={"id": f"{sample.id}-{n}"}))
+            report.samples[t.name] += 1
+            report.answers.setdefault(t.name, Counter())[sample.meta["bucket"]] += 1
+            pool = [s for s in pool if s.meta["key"] != sample.meta["key"]]
+        if report.samples[t.name] >= report.size:
+            report.filled_at.setdefault(t.name, report.scenes_tried)
+        if not any(s.task == t.name for s in taken):
+            report.skipped[t.name] += 1
+    return taken
 
 
-def _prune(out: Path, prefix: str, used: set[str], cameras: list[str]) -> None:
-    """Remove this build's scenes that no sample uses (asked nothing, or finished by a
-    worker after the split was full): the folder holds exactly what samples.jsonl needs."""
+def _write_scene(out: Path, proposals: Proposals, taken: list[Sample]) -> list[Sample]:
+    """Write the scene file and the images ``taken`` show; the samples with their paths."""
+    scene_file, images = scene_paths(Path("."), proposals.scene_id, [])
+    folder = images["BEV"].parent
+    needed = {"BEV"} | {v.key for s in taken for v in s.views}
+    for key in sorted(needed):
+        write_atomic(out / folder / f"{key}.png", proposals.images[key])
+    write_atomic(out / scene_file, proposals.scene_json)  # last: a scene file always has its images
+
+    def paths(views: list[View]) -> list[str]:
+        return [(folder / f"{v.key}.png").as_posix() for v in views]
+
+    return [s.model_copy(update={"scene": scene_file.as_posix(), "images": paths(s.views)}) for s in taken]
+
+
+def _prune(out: Path, prefix: str, used: set[str]) -> None:
+    """Remove files of this split's seeds that no sample uses (left by an earlier build into
+    the same folder): the folder holds exactly what samples.jsonl needs."""
     for scene_file in (out / "scenes").glob(f"{prefix}*.json"):
         if scene_file.stem not in used:
-            _, images = scene_paths(out, scene_file.stem, cameras)
             scene_file.unlink(missing_ok=True)
-            shutil.rmtree(next(iter(images.values())).parent, ignore_errors=True)
+    for folder in (out / "images").glob(f"{prefix}*"):
+        if folder.name not in used:
+            for image in folder.glob("*.png"):
+                image.unlink()
+            folder.rmdir()
 
 
 def _write_samples(path: Path, samples: list[Sample]) -> None:
@@ -134,7 +221,7 @@ def _write_samples(path: Path, samples: list[Sample]) -> None:
     write_atomic(path, ("\n".join(lines) + "\n").encode() if lines else b"")
 
 
-def dataset_card(report: BuildReport, tasks: list[Task]) -> str:
+def dataset_card(report: BuildReport, tasks: list[Task], fmt: str = "jsonl") -> str:
     """README.md of a built split: what is in it, how balanced, how to load it."""
     rows = []
     for t in tasks:
@@ -142,17 +229,45 @@ def dataset_card(report: BuildReport, tasks: list[Task]) -> str:
         spread = ", ".join(f"{b}: {answers[b]}" for b in t.buckets if answers[b]) or "-"
         counts = f"{report.samples[t.name]} | {report.skipped[t.name]}"
         rows.append(f"| {t.family} | {t.name} | {t.answer_type} | {counts} | {spread} |")
-    families = Counter()
+    families: Counter[str] = Counter()
     for t in tasks:
         families[t.family] += report.samples[t.name]
+    total = sum(report.samples.values())
+    parquet = (
+        [
+            "",
+            "Self-contained copy with the images and scenes embedded (`images` decode to PIL images, "
+            "`scene_json` holds each sample's scene):",
+            "",
+            "```python",
+            'ds = load_dataset("parquet", data_files="samples.parquet", split="train")',
+            "```",
+        ]
+        if fmt == "parquet"
+        else []
+    )
     return "\n".join(
         [
+            "---",
+            f"pretty_name: {BENCH_NAME} ({report.split})",
+            "license: apache-2.0",
+            "task_categories:",
+            "- visual-question-answering",
+            "configs:",
+            "- config_name: default",
+            "  data_files: samples.jsonl",
+            "---",
+            "",
             f"# {BENCH_NAME} — {report.split} split",
             "",
             f"Built by roadthink {__version__} (scene generator {GENERATOR_VERSION}) from base seed "
-            f"{report.base_seed}: {sum(report.samples.values())} samples from {report.scenes_used} scenes "
+            f"{report.base_seed}: {total} samples from {report.scenes_used} scenes "
             f"({report.scenes_tried} generated). Every answer is computed from the scene; each sample carries "
-            "reference reasoning steps whose facts can be checked against its scene file.",
+            "reference reasoning steps whose facts can be checked against its scene file "
+            "(`roadthink.tasks.facts.check_steps`).",
+            "",
+            "The splits `train`, `val` and `test` have fixed, disjoint scene seeds: the same command gives the "
+            "same files on any machine and with any number of workers.",
             "",
             "## Samples per family",
             "",
@@ -162,9 +277,11 @@ def dataset_card(report: BuildReport, tasks: list[Task]) -> str:
             "",
             "## Tasks",
             "",
-            "Skipped: scenes in which the task had nothing to ask, or whose only questions would have "
-            "unbalanced the answers. Answers are balanced per question wording, so a model that reads only "
-            "the question scores at chance.",
+            "Skipped: scenes in which the task had nothing to ask (no traffic light, nobody to ask about), or "
+            "whose only questions would have unbalanced the answers; no answer is ever made up. Answers are "
+            "balanced per question wording and per task, so a model that reads only the question scores at "
+            "chance. Answer buckets: the answer for choice questions, its class for open answers (the image "
+            "third of a box, the manoeuvre of a trajectory).",
             "",
             "| family | task | answer type | samples | skipped | answer buckets |",
             "|---|---|---|---|---|---|",
@@ -175,7 +292,13 @@ def dataset_card(report: BuildReport, tasks: list[Task]) -> str:
             "- `samples.jsonl`: one sample per line: `id`, `family`, `task`, `question`, `choices`, `answer`, "
             "`answer_type`, `images` (relative paths), `scene` (relative path), `scene_id`, `reference_steps`.",
             "- `scenes/<scene_id>.json`: the full scene with exact 2D annotations.",
-            "- `images/<scene_id>/<CAMERA>.png`: what the model is shown.",
+            "- `images/<scene_id>/<VIEW>.png`: what the model is shown (`CAM_FRONT@-1s.png`: a past frame).",
+            *(["- `samples.parquet`: the samples with their images and scenes embedded."] if fmt == "parquet" else []),
+            "",
+            "Images are clean. The 15 sensor corruptions of DriveBench (severity 1-5) and the text-only setting "
+            "(a black image of the same size) are applied to them at evaluation time, deterministically per seed "
+            "(`roadthink.render.corrupt`; `roadthink corruptions` draws them all). Video-compression artefacts are "
+            "an approximation of H.265: low-quality, low-resolution JPEG with 8x8 chroma blocks.",
             "",
             "## Loading",
             "",
@@ -183,6 +306,7 @@ def dataset_card(report: BuildReport, tasks: list[Task]) -> str:
             "from datasets import load_dataset",
             'ds = load_dataset("json", data_files="samples.jsonl", split="train")',
             "```",
+            *parquet,
             "",
         ]
     )
