@@ -6,6 +6,7 @@ from roadthink.tasks import (  # noqa: F401  (register the tasks)
     perception,
     planning,
     prediction,
+    risk,
     spatial,
 )
 from roadthink.tasks.registry import FAMILIES, TASKS, Task, select_tasks

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +26,7 @@ from roadthink.scene.generator import GENERATOR_VERSION, GeneratorConfig, genera
 from roadthink.scene.io import scene_to_json, write_atomic
 from roadthink.scene.timeline import scene_at
 from roadthink.scene.types import LightState
-from roadthink.tasks.registry import TASKS, Balancer, Task
+from roadthink.tasks.registry import TASKS, Balancer, Task, answer_at
 from roadthink.tasks.sample import Sample, View
 
 BENCH_NAME = "roadthink-bench-v1"
@@ -66,6 +66,7 @@ class BuildReport:
     skipped: dict[str, int] = field(default_factory=Counter)  # scenes a task could not ask about
     answers: dict[str, Counter] = field(default_factory=dict)
     filled_at: dict[str, int] = field(default_factory=dict)  # scenes generated when a task was full
+    letters: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))  # answer letters
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,9 @@ def _take(
             sample = balancer.pick(t, pool, rng)
             if sample is None:
                 break
+            if sample.choices:
+                sample = answer_at(sample, _emptiest_letter(report.letters[t.name], len(sample.choices), rng))
+                report.letters[t.name][sample.answer] += 1
             taken.append(sample.model_copy(update={"id": f"{sample.id}-{n}"}))
             report.samples[t.name] += 1
             report.answers.setdefault(t.name, Counter())[sample.meta["bucket"]] += 1
@@ -186,6 +190,13 @@ def _take(
         if not any(s.task == t.name for s in taken):
             report.skipped[t.name] += 1
     return taken
+
+
+def _emptiest_letter(counts: Counter[str], options: int, rng: np.random.Generator) -> int:
+    """The position of the least used answer letter so far (ties at random)."""
+    used = [counts[chr(ord("A") + i)] for i in range(options)]
+    lowest = [i for i, n in enumerate(used) if n == min(used)]
+    return lowest[int(rng.integers(len(lowest)))]
 
 
 def _write_scene(out: Path, proposals: Proposals, taken: list[Sample]) -> list[Sample]:

@@ -29,6 +29,8 @@ def checker(fact_type: str) -> Callable[[Checker], Checker]:
     """Register the checker of facts of ``fact_type`` (called with the fact as a dict)."""
 
     def register(fn: Checker) -> Checker:
+        if fact_type in CHECKERS:  # two meanings for one fact type would judge facts wrongly
+            raise ValueError(f"fact type {fact_type!r} already has a checker ({CHECKERS[fact_type].__qualname__})")
         CHECKERS[fact_type] = fn
         return fn
 

@@ -152,3 +152,16 @@ def choice_sample(
     choices = [f"{letter}. {text}" for letter, text in zip(letters, shuffled, strict=True)]
     letter = letters[shuffled.index(correct)]
     return make_sample(scene, family, task_name, key, correct, question, letter, AnswerType.CHOICE, steps, choices)
+
+
+def answer_at(sample: Sample, position: int) -> Sample:
+    """``sample`` with its correct option swapped into ``position`` (0 for A): the builder
+    spreads answers evenly over the letters, so no letter is a better blind guess."""
+    if not sample.choices:
+        return sample
+    letters = [c.split(". ", 1)[0] for c in sample.choices]
+    texts = [c.split(". ", 1)[1] for c in sample.choices]
+    current = letters.index(sample.answer)
+    texts[current], texts[position] = texts[position], texts[current]
+    choices = [f"{letter}. {text}" for letter, text in zip(letters, texts, strict=True)]
+    return sample.model_copy(update={"choices": choices, "answer": letters[position]})
