@@ -171,15 +171,19 @@ def test_lead_braking_makes_the_ego_brake_without_collision():
 
 
 def test_occluded_pedestrian_steps_out_from_in_front_of_a_parked_vehicle():
-    scene = generate_scene(2, only(scenario="occluded_pedestrian"))
-    walker = next(a for a in scene.agents if a.category is Category.PEDESTRIAN and a.intent is Intent.CROSSING)
-    parked = min(
-        (a for a in scene.agents if a.intent is Intent.PARKED),
-        key=lambda a: np.hypot(*np.subtract(a.box.center[:2], walker.box.center[:2])),
-    )
-    assert 0 < walker.box.center[0] - parked.box.center[0] < parked.box.size[0] / 2 + 1.5
-    assert walker.velocity[1] > 1.0  # heading left, into the ego's road
-    assert walker.future[-1].center[1] > walker.box.center[1] + 3.0
+    crossed = 0
+    for seed in range(6):
+        scene = generate_scene(seed, only(scenario="occluded_pedestrian"))
+        walker = next(a for a in scene.agents if a.category is Category.PEDESTRIAN and a.intent is Intent.CROSSING)
+        parked = min(
+            (a for a in scene.agents if a.intent is Intent.PARKED),
+            key=lambda a: np.hypot(*np.subtract(a.box.center[:2], walker.box.center[:2])),
+        )
+        assert 0 < walker.box.center[0] - parked.box.center[0] < parked.box.size[0] / 2 + 1.5
+        assert walker.velocity[1] > 1.0  # heading left, into the ego's road
+        assert walker.future[-1].center[1] > walker.box.center[1] + 1.0  # out from behind the parked vehicle
+        crossed += walker.future[-1].center[1] > walker.box.center[1] + 3.0
+    assert crossed >= 3  # half walk on; others wait for a car passing right in front of them
 
 
 def test_lane_closure_and_debris_put_obstacles_ahead_of_the_ego():

@@ -12,14 +12,13 @@ from roadthink.scene.types import Agent, Category, Scene
 from roadthink.tasks import TASKS
 from roadthink.tasks.build import BENCH_SCENARIOS
 from roadthink.tasks.facts import CHECKERS, check_fact, check_steps
+from roadthink.tasks.lanes import ego_corridor, lane_shapes
 from roadthink.tasks.sample import Fact, Sample
 from roadthink.tasks.spatial import (
     LANE_MARGIN,
     bev_name,
     dominant_axis,
-    ego_corridor,
     lane_at,
-    lane_shapes,
     nearest_in_corridor,
     seen_from,
 )

@@ -43,7 +43,7 @@ from roadthink.scene.types import (
 )
 from roadthink.scene.world import World
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 EGO_SIZE = np.array([4.6, 1.9, 1.6])
 VEHICLE_SPACING = 38.0  # mean metres of lane per moving vehicle at density 1
 

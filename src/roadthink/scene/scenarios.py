@@ -84,15 +84,14 @@ def _count(world: World, lane_id: str, side: str) -> int:
 
 
 def lane_closure(world: World, rng: np.random.Generator) -> None:
-    """Cones tapering across a lane and a barrier behind them; often the ego's own lane."""
+    """Cones tapering across a lane and a barrier behind them: the ego's own lane or a
+    neighbour, each as likely."""
     ego = world.actors[0]
     lane = world.lanes[ego.meta["lane"]]
-    neighbours = [n for n in (lane.left_neighbor, lane.right_neighbor) if n]
-    own = not neighbours or rng.random() < 0.6
-    lateral = 0.0
-    if not own:
-        side = neighbours[int(rng.integers(len(neighbours)))]
-        lateral = LANE_WIDTH if side == lane.left_neighbor else -LANE_WIDTH
+    closed = [lane.id, *(n for n in (lane.left_neighbor, lane.right_neighbor) if n)]
+    side = closed[int(rng.integers(len(closed)))]
+    own = side == lane.id
+    lateral = 0.0 if own else LANE_WIDTH if side == lane.left_neighbor else -LANE_WIDTH
     d0 = float(rng.uniform(20.0, 35.0))
     for k in range(5):  # taper from the right edge to the left edge of the closed lane
         xy, h = _ahead(world, d0 + 3.0 * k, lateral - 1.4 + 0.7 * k)

@@ -8,10 +8,9 @@ import numpy as np
 
 from roadthink.scene.types import Agent, Category, Intent, Scene
 from roadthink.tasks.facts import agent_by_id, checker
-from roadthink.tasks.prediction import HISTORY
 from roadthink.tasks.registry import choice_sample, make_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step
-from roadthink.tasks.views import describe, distance, glimpsed, noun, seen
+from roadthink.tasks.views import HISTORY, describe, distance, glimpsed, noun, seen
 
 CAMERA = "CAM_FRONT"
 FAMILY = "corner_case"

@@ -9,10 +9,9 @@ import numpy as np
 
 from roadthink.scene.types import Agent, Scene
 from roadthink.tasks.facts import agent_by_id, checker
-from roadthink.tasks.perception import centre_x
 from roadthink.tasks.registry import make_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step
-from roadthink.tasks.views import describe, glimpsed, noun, seen
+from roadthink.tasks.views import centre_x, describe, glimpsed, identified, noun, seen
 
 CAMERA = "CAM_FRONT"
 FAMILY = "grounding"
@@ -28,27 +27,29 @@ def _third(agent: Agent, width: int) -> str:
 def box(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
     """The 2D box, in front-camera pixels, of a road user named by colour and category."""
     visible = seen(scene, CAMERA)
-    width = scene.cameras[CAMERA].width
     for agent in visible:
         name = describe(agent, visible)
         if name is None:
             continue
-        x1, y1, x2, y2 = agent.cameras[CAMERA].bbox
-        third = _third(agent, width)
-        steps = [
-            Step(
-                text=f"{name.capitalize()} is {agent.id}.", facts=[Fact(type="visible", agent=agent.id, camera=CAMERA)]
-            ),
-            Step(
-                text=f"It spans x {x1:.0f}-{x2:.0f} and y {y1:.0f}-{y2:.0f} in the {third} of the image.",
-                facts=[Fact(type="bbox", agent=agent.id, camera=CAMERA, value=[x1, y1, x2, y2])],
-            ),
-        ]
-        question = (
-            f"Give the bounding box of {name} in the front camera image as [x1, y1, x2, y2] in pixels "
-            f"(image size {width}x{scene.cameras[CAMERA].height})."
-        )
-        yield make_sample(scene, FAMILY, "box", name, third, question, [x1, y1, x2, y2], AnswerType.BOX, steps)
+        yield _box_sample(scene, "box", agent, name, [identified(agent, name)])
+
+
+def _box_sample(scene: Scene, task_name: str, target: Agent, name: str, steps: list[Step]) -> Sample:
+    """The box question about ``target``, called ``name``: ``steps`` say how to find it, a
+    last step reads off its box."""
+    spec = scene.cameras[CAMERA]
+    x1, y1, x2, y2 = target.cameras[CAMERA].bbox
+    third = _third(target, spec.width)
+    located = Step(
+        text=f"It spans x {x1:.0f}-{x2:.0f} and y {y1:.0f}-{y2:.0f} in the {third} of the image.",
+        facts=[Fact(type="bbox", agent=target.id, camera=CAMERA, value=[x1, y1, x2, y2])],
+    )
+    question = (
+        f"Give the bounding box of {name} in the front camera image as [x1, y1, x2, y2] in pixels "
+        f"(image size {spec.width}x{spec.height})."
+    )
+    box = [x1, y1, x2, y2]
+    return make_sample(scene, FAMILY, task_name, name, third, question, box, AnswerType.BOX, [*steps, located])
 
 
 RELATION_IMAGE_MARGIN = 30.0  # pixels between a left/right member and the anchor's centre
@@ -103,7 +104,6 @@ def box_relation(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
     """The 2D box of a road user that only a spatial relation to another one singles out."""
     visible = seen(scene, CAMERA)
     everyone = [*visible, *glimpsed(scene, CAMERA)]
-    spec = scene.cameras[CAMERA]
     for target in visible:
         if describe(target, visible) is not None:
             continue  # category and colour suffice: the relation would be decoration
@@ -117,7 +117,7 @@ def box_relation(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
                 if related(members, anchor, relation, CAMERA) is not target:
                     continue
                 name = f"{group} {words} {anchor_name}"
-                yield _relation_sample(scene, target, anchor, anchor_name, relation, name, members, spec.width)
+                yield _relation_sample(scene, target, anchor, anchor_name, relation, name, members)
 
 
 def _relation_sample(
@@ -128,20 +128,14 @@ def _relation_sample(
     relation: str,
     name: str,
     members: list[Agent],
-    width: int,
 ) -> Sample:
-    x1, y1, x2, y2 = target.cameras[CAMERA].bbox
-    third = _third(target, width)
     others = ", ".join(a.id for a in members if a is not target)
     if relation == "nearest_to":
         how = f"it is {_gap(target, anchor):.1f} m from {anchor.id}, the others farther by at least 2 m"
     else:
         how = f"its centre is at x {centre_x(target, CAMERA):.0f} px, the anchor's at {centre_x(anchor, CAMERA):.0f} px"
     steps = [
-        Step(
-            text=f"{anchor_name.capitalize()} is {anchor.id}.",
-            facts=[Fact(type="visible", agent=anchor.id, camera=CAMERA)],
-        ),
+        identified(anchor, anchor_name),
         Step(
             text=f"{len(members)} road users look like the one asked about: {target.id}, {others}.",
             facts=[Fact(type="visible", agent=target.id, camera=CAMERA)],
@@ -150,13 +144,5 @@ def _relation_sample(
             text=f"Only {target.id} is {RELATIONS[relation]} {anchor.id}: {how}.",
             facts=[Fact(type="relation_to", agent=target.id, anchor=anchor.id, relation=relation, camera=CAMERA)],
         ),
-        Step(
-            text=f"It spans x {x1:.0f}-{x2:.0f} and y {y1:.0f}-{y2:.0f} in the {third} of the image.",
-            facts=[Fact(type="bbox", agent=target.id, camera=CAMERA, value=[x1, y1, x2, y2])],
-        ),
     ]
-    question = (
-        f"Give the bounding box of {name} in the front camera image as [x1, y1, x2, y2] in pixels "
-        f"(image size {width}x{scene.cameras[CAMERA].height})."
-    )
-    return make_sample(scene, FAMILY, "box_relation", name, third, question, [x1, y1, x2, y2], AnswerType.BOX, steps)
+    return _box_sample(scene, "box_relation", target, name, steps)

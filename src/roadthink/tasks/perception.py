@@ -11,7 +11,7 @@ from roadthink.scene.types import VEHICLES, Agent, Category, LightState, Scene
 from roadthink.tasks.facts import agent_by_id, checker
 from roadthink.tasks.registry import choice_sample, make_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step
-from roadthink.tasks.views import ASKED_CATEGORIES, distance, glimpsed, noun, plural, seen
+from roadthink.tasks.views import ASKED_CATEGORIES, centre_x, distance, glimpsed, noun, plural, seen
 
 CAMERA = "CAM_FRONT"
 FAMILY = "perception"
@@ -138,12 +138,6 @@ NEAREST_MARGIN = 2.0  # metres the nearest must beat the runner-up by
 IMAGE_MARGIN = 30.0  # pixels the leftmost/rightmost must beat the runner-up by
 LATERAL_MARGIN = 0.5  # metres either side of a side or lane boundary that are too close to call
 LANE_HALF = 1.2  # metres either side of the ego's heading line that count as "directly ahead"
-
-
-def centre_x(agent: Agent, camera: str) -> float:
-    """Horizontal pixel position of the box centre in ``camera``."""
-    x1, _, x2, _ = agent.cameras[camera].bbox
-    return (x1 + x2) / 2
 
 
 def _nearest_in(members: list[Agent], unsure: list[Agent]) -> Agent | None:

@@ -12,10 +12,9 @@ import shapely
 from roadthink.scene.behaviour import B_COMFORT  # at a yellow light, a driver who can stop this gently must
 from roadthink.scene.types import Lane, LightState, MarkingKind, Scene, SignKind, Turn
 from roadthink.tasks.facts import checker
-from roadthink.tasks.prediction import HISTORY
 from roadthink.tasks.registry import make_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step
-from roadthink.tasks.views import distance
+from roadthink.tasks.views import HISTORY, distance
 
 FAMILY = "planning"
 SPEEDS = ("accelerate", "keep", "decelerate", "stop")

@@ -11,15 +11,13 @@ import shapely
 
 from roadthink.scene.types import STATIC_OBJECTS, Agent, Scene, box_corners
 from roadthink.tasks.facts import SPEED_TOLERANCE, agent_by_id, checker
+from roadthink.tasks.lanes import ego_lane_area, footprint
 from roadthink.tasks.registry import choice_sample, make_sample, task
-from roadthink.tasks.sample import AnswerType, Fact, Sample, Step, View
-from roadthink.tasks.views import describe, noun, seen
+from roadthink.tasks.sample import AnswerType, Fact, Sample, Step
+from roadthink.tasks.views import HISTORY, MOVING, SHOWN, STILL, named, noun
 
 CAMERA = "CAM_FRONT"
 FAMILY = "prediction"
-HISTORY = (View(camera=CAMERA, t=-1.0), View(camera=CAMERA, t=-0.5), View(camera=CAMERA))
-SHOWN = "The images are the front camera 1 s ago, 0.5 s ago and now."
-MOVING, STILL = 1.0, 0.2  # m/s: clearly moving, clearly standing; in between is not asked
 HORIZON = 3.0  # seconds of exact future every agent carries
 DIRECTIONS = (
     "same direction as the ego",
@@ -55,16 +53,6 @@ def shown_history(sample: Sample) -> Sample:
     return sample.model_copy(update={"views": list(HISTORY)})
 
 
-def _named(scene: Scene) -> Iterator[tuple[Agent, str, Step]]:
-    """Clearly seen agents that colour and category single out, with the step naming them."""
-    visible = seen(scene, CAMERA)
-    for agent in visible:
-        name = describe(agent, visible)
-        if name is not None:
-            facts = [Fact(type="visible", agent=agent.id, camera=CAMERA)]
-            yield agent, name, Step(text=f"{name.capitalize()} is {agent.id}.", facts=facts)
-
-
 # Balance keys of the per-road-user questions are categories, not descriptions: what a road user
 # is tells more about how it moves (a car ahead goes the ego's way, a pedestrian crosses) than its
 # colour, and a split holds too few questions per description for the balance to act on them.
@@ -72,7 +60,7 @@ def _named(scene: Scene) -> Iterator[tuple[Agent, str, Step]]:
 
 def _moving(scene: Scene) -> Iterator[tuple[Agent, str, Step]]:
     """Named agents that clearly move: where a standing one goes is no question."""
-    for agent, name, step in _named(scene):
+    for agent, name, step in named(scene):
         if agent.speed > MOVING:
             yield agent, name, step
 
@@ -100,7 +88,7 @@ def _velocity(scene: Scene, f: dict) -> bool | None:
 @task("motion", FAMILY, AnswerType.CHOICE, buckets=["moving", "stationary"])
 def motion(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
     """Whether a described road user is moving or standing still, from three frames."""
-    for agent, name, identified in _named(scene):
+    for agent, name, identified in named(scene):
         if agent.category in STATIC_OBJECTS or STILL <= agent.speed <= MOVING:
             continue  # a cone never moves: asking would give the answer away
         answer = "moving" if agent.speed > MOVING else "stationary"
@@ -161,20 +149,6 @@ def direction(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
 
 
 # --- the ego's lane: who enters it --------------------------------------------------------------
-
-
-def footprint(center: tuple[float, ...], size: tuple[float, float, float], yaw: float) -> shapely.Polygon:
-    """Ground rectangle of a box in the ego frame."""
-    return shapely.Polygon(box_corners(np.array([center[0], center[1], 0.0]), np.asarray(size), yaw)[:4, :2])
-
-
-def ego_lane_area(scene: Scene) -> shapely.Geometry:
-    """The ground of the ego's lane and its straight-on continuation, in the ego frame."""
-    # spatial imports MOVING from here: importing it at module level would be circular
-    from roadthink.tasks.spatial import ego_corridor, lane_shapes
-
-    shapes = lane_shapes(scene)
-    return shapely.union_all([shapes[lane_id].area for lane_id in ego_corridor(scene)])
 
 
 def swept(agent: Agent) -> shapely.Geometry:
@@ -384,7 +358,7 @@ def ttc(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
     if scene.ego.lane_id is None:
         return
     lane = ego_lane_area(scene)
-    for agent, name, identified in _named(scene):
+    for agent, name, identified in named(scene):
         status = in_path(scene, agent, lane)
         answer = None if status is None else ttc_bin(time_to_collision(scene, agent))
         if answer is None:

@@ -15,10 +15,9 @@ import shapely
 
 from roadthink.scene.types import CORNER_CASES, Agent, Scene
 from roadthink.tasks.facts import SPEED_TOLERANCE, agent_by_id, checker
+from roadthink.tasks.lanes import ego_lane_area
 from roadthink.tasks.prediction import (
-    SHOWN,
     TTC_MARGIN,
-    ego_lane_area,
     gap_ahead,
     lane_status,
     shown_history,
@@ -27,7 +26,7 @@ from roadthink.tasks.prediction import (
 )
 from roadthink.tasks.registry import choice_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step
-from roadthink.tasks.views import describe, distance, noun, seen
+from roadthink.tasks.views import SHOWN, describe, distance, identified, noun, seen
 
 CAMERA = "CAM_FRONT"
 FAMILY = "risk"
@@ -125,10 +124,6 @@ def _graded(scene: Scene) -> list[tuple[Agent, str, int]]:
     return graded
 
 
-def _identified(agent: Agent, name: str) -> Step:
-    return Step(text=f"{name.capitalize()} is {agent.id}.", facts=[Fact(type="visible", agent=agent.id, camera=CAMERA)])
-
-
 @task("risk_level", FAMILY, AnswerType.CHOICE, buckets=list(LEVELS))
 def risk(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
     """The risk a described road user or barrier poses to the ego, 0-3, by one stated rule."""
@@ -137,7 +132,7 @@ def risk(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
     lane = ego_lane_area(scene)
     for agent, name, level in _graded(scene):
         steps = [
-            _identified(agent, name),
+            identified(agent, name),
             *_why(scene, agent, level, lane),
             Step(text=f"So its risk is {LEVELS[level]}.", facts=[Fact(type="risk", agent=agent.id, value=level)]),
         ]

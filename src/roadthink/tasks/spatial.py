@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import shapely
 
-from roadthink.scene.types import CORNER_CASES, STATIC_OBJECTS, VEHICLES, Agent, AreaKind, Category, Lane, Scene, Turn
+from roadthink.scene.types import CORNER_CASES, STATIC_OBJECTS, VEHICLES, Agent, AreaKind, Category, Lane, Scene
 from roadthink.tasks.facts import DISTANCE_TOLERANCE, agent_by_id, checker
-from roadthink.tasks.prediction import MOVING
+from roadthink.tasks.lanes import LaneShape, ego_corridor, lane_shapes
 from roadthink.tasks.registry import choice_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step, View
-from roadthink.tasks.views import describe, distance, noun, plural, seen
+from roadthink.tasks.views import MOVING, distance, named, noun, plural
 
 CAMERA = "CAM_FRONT"
 FAMILY = "spatial"
@@ -26,20 +25,10 @@ DISTANCE_BINS = (
 MARGIN = 0.5  # metres: too close to a boundary to call is not asked
 
 
-def _described(scene: Scene) -> Iterator[tuple[Agent, str, Step]]:
-    """Visible agents that colour and category single out, with the step naming them."""
-    visible = seen(scene, CAMERA)
-    for agent in visible:
-        name = describe(agent, visible)
-        if name is not None:
-            facts = [Fact(type="visible", agent=agent.id, camera=CAMERA)]
-            yield agent, name, Step(text=f"{name.capitalize()} is {agent.id}.", facts=facts)
-
-
 @task("side", FAMILY, AnswerType.CHOICE, buckets=["left", "right"])
 def side(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
     """Whether a described road user is to the left or the right of the ego's heading."""
-    for agent, name, identified in _described(scene):
+    for agent, name, identified in named(scene):
         lateral = agent.box.center[1]
         if abs(lateral) < MARGIN:
             continue
@@ -65,7 +54,7 @@ def distance_bin(metres: float) -> str | None:
 @task("distance", FAMILY, AnswerType.CHOICE, buckets=[label for _, _, label in DISTANCE_BINS])
 def distance_to(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
     """How far a described road user is from the ego, in bins."""
-    for agent, name, identified in _described(scene):
+    for agent, name, identified in named(scene):
         metres = distance(agent)
         label = distance_bin(metres)
         if label is None:
@@ -245,7 +234,7 @@ RELATIVE = {"left": "to the left", "right": "to the right", "ahead": "further ah
 
 def _pairs(scene: Scene) -> Iterator[tuple[tuple[Agent, str, Step], tuple[Agent, str, Step]]]:
     """Ordered pairs of distinct described front-camera road users at least MIN_SEPARATION apart."""
-    described = list(_described(scene))
+    described = list(named(scene))
     for first in described:
         for second in described:
             if first[0] is not second[0] and _separation(first[0], second[0]) >= MIN_SEPARATION:
@@ -396,24 +385,6 @@ LANES = {
 }
 
 
-@dataclass(frozen=True)
-class LaneShape:
-    """A lane in the ego frame: its centreline and the strip it covers."""
-
-    lane: Lane
-    line: shapely.LineString
-    area: shapely.Polygon
-
-
-def lane_shapes(scene: Scene) -> dict[str, LaneShape]:
-    """Every map lane in the ego frame, by id."""
-    shapes = {}
-    for lane in scene.map.lanes:
-        line = shapely.LineString(scene.world_to_ego(np.asarray(lane.centerline)))
-        shapes[lane.id] = LaneShape(lane, line, line.buffer(lane.width / 2, cap_style="flat"))
-    return shapes
-
-
 def _roads(scene: Scene) -> shapely.Geometry:
     """The road surface in the ego frame (lanes and junction boxes), without shoulders."""
     polygons = [
@@ -493,7 +464,7 @@ def lane_of(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
     ego_lane = Step(
         text=f"The ego drives in lane {scene.ego.lane_id}.", facts=[Fact(type="ego_lane", value=scene.ego.lane_id)]
     )
-    for agent, name, identified in _described(scene):
+    for agent, name, identified in named(scene):
         label = lane_label(scene, shapes, *_offset(agent), roads)
         if label is None or agent.category not in VEHICLES:
             continue  # where pedestrians and obstacles are follows from their kind
@@ -524,17 +495,6 @@ def lane_of(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
 
 NOBODY = "nobody: the lane ahead is clear"
 LANE_OPTIONS = 4  # the answer and others, always this many
-
-
-def ego_corridor(scene: Scene) -> list[str]:
-    """The ego's lane and its straight-on continuation (through a junction), lane by lane."""
-    chain = [scene.ego.lane_id]
-    while True:
-        successors = [scene.map.lane(i) for i in scene.map.lane(chain[-1]).successors]
-        ahead = successors if len(successors) == 1 else [s for s in successors if s.turn is Turn.STRAIGHT]
-        if len(ahead) != 1 or ahead[0].id in chain:
-            return chain
-        chain.append(ahead[0].id)
 
 
 def _along(shapes: dict[str, LaneShape], chain: list[str]) -> Callable[[float, float], float]:
@@ -604,11 +564,11 @@ def nearest_in_lane(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
     if scene.ego.lane_id is None:
         return
     ahead = _in_corridor(scene)
-    named = {agent.id: (name, step) for agent, name, step in _described(scene)}
-    if ahead and (not ahead[0][2] or ahead[0][1].id not in named):
+    names = {agent.id: (name, step) for agent, name, step in named(scene)}
+    if ahead and (not ahead[0][2] or ahead[0][1].id not in names):
         return  # on an edge, in a junction, not clearly seen or not nameable: not asked
     target = ahead[0][1] if ahead else None
-    others = [i for i in named if target is None or i != target.id]
+    others = [i for i in names if target is None or i != target.id]
     if len(others) < LANE_OPTIONS - 1 - (target is not None):
         return
     chosen = [others[i] for i in rng.choice(len(others), LANE_OPTIONS - 1 - (target is not None), replace=False)]
@@ -629,9 +589,9 @@ def nearest_in_lane(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
             )
         )
     else:
-        answer, bucket = named[target.id][0], nearest_bucket(target.category)
+        answer, bucket = names[target.id][0], nearest_bucket(target.category)
         steps += [
-            named[target.id][1],
+            names[target.id][1],
             Step(
                 text=f"Its centre is in that lane, {ahead[0][0]:.1f} m ahead along it, and nothing is nearer in it.",
                 facts=[
@@ -640,7 +600,7 @@ def nearest_in_lane(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
                 ],
             ),
         ]
-    options = [named[i][0] for i in chosen] + [answer] + ([NOBODY] if target is not None else [])
+    options = [names[i][0] for i in chosen] + [answer] + ([NOBODY] if target is not None else [])
     question = "Which road user or obstacle is nearest ahead of the ego vehicle in the ego's own lane?"
     sample = choice_sample(scene, FAMILY, "nearest_in_lane", "nearest_in_lane", question, options, answer, steps, rng)
     yield sample.model_copy(update={"meta": {**sample.meta, "bucket": bucket}})
