@@ -161,7 +161,7 @@ def test_most_dangerous_has_a_unique_winner_bucketed_by_its_level():
         scene = render_scene(generate_scene(seed, config), ["CAM_FRONT"]).scene
         for sample in TASKS["most_dangerous"].propose(scene, rng):
             asked += 1
-            assert len(sample.choices) == 3
+            assert len(sample.choices) == 2
             levels = [f.value for f in sample.reference_steps[0].facts if f.type == "risk"]
             assert levels[0] == max(levels) and levels.count(levels[0]) == 1
             assert sample.meta["bucket"] == LEVELS[levels[0]]

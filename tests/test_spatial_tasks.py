@@ -166,7 +166,7 @@ def test_lane_edges_are_not_clear_and_lane_middles_are(scenes):
 
 
 def test_nearest_in_lane_is_not_asked_when_the_nearest_straddles_the_edge(scenes):
-    found = [(scene, s) for scene, s in _samples(scenes, "nearest_in_lane") if s.meta["bucket"] != "nobody"]
+    found = [(sc, s) for sc, s in _samples(scenes, "nearest_in_lane") if not s.meta["bucket"].startswith("nobody")]
     scene, sample = found[0]
     target = scene.agent(_fact(sample, "nearest_in_lane").value)
     assert nearest_in_corridor(scene).id == target.id
@@ -181,8 +181,9 @@ def test_nearest_in_lane_is_not_asked_when_the_nearest_straddles_the_edge(scenes
     assert check_fact(_fact(sample, "in_ego_lane"), outside) is False
 
 
-def test_nearest_in_lane_options_are_four_and_include_nobody(scenes):
-    for _, sample in _samples(scenes, "nearest_in_lane"):
-        texts = [c[3:] for c in sample.choices]
-        assert len(texts) == 4 and any(t.startswith("nobody") for t in texts)
-        assert sample.meta["bucket"] in TASKS["nearest_in_lane"].buckets
+def test_nearest_in_lane_offers_the_same_four_groups_every_time(scenes):
+    """Options naming the road users in view would let a blind model guess from the names."""
+    found = _samples(scenes, "nearest_in_lane")
+    assert {s.meta["bucket"] for _, s in found} >= {"a car", "nobody: the lane ahead is clear"}
+    for _, sample in found:
+        assert sorted(c[3:] for c in sample.choices) == sorted(TASKS["nearest_in_lane"].buckets)

@@ -14,9 +14,9 @@ from recompute import ANSWERS
 from recompute.common import content
 from roadthink.errors import RoadthinkError
 from roadthink.render import render_scene
-from roadthink.scene import GeneratorConfig, generate_scene, load_scene
+from roadthink.scene import generate_scene, load_scene
 from roadthink.tasks import TASKS, Sample, select_tasks
-from roadthink.tasks.build import build
+from roadthink.tasks.build import BENCH_CONFIG, build
 from roadthink.tasks.facts import check_steps
 
 SIZE = 16
@@ -95,8 +95,17 @@ def test_splits_are_full_balanced_and_disjoint(splits):
 
 def test_a_blind_model_scores_at_chance(splits):
     """The best answer from the question text alone (learned on train) is no better than
-    chance + 5 points on test, per task (with two standard errors of slack at this size)."""
+    chance + 5 points on test, per task (with two standard errors of slack at this size);
+    so is the best guess from the options' texts."""
     _assert_blind_at_chance(splits["train"][1], splits["test"][1])
+    _assert_option_prior_at_chance(splits["train"][1], splits["test"][1])
+
+
+def test_trajectory_questions_say_nothing_about_the_scene(splits):
+    """One wording for every plan: a question that stated the ego's speed would let a model
+    that never looks extrapolate it (the ego-status shortcut of open-loop planning)."""
+    for _, rows in splits.values():
+        assert len({r["question"] for r in rows if r["answer_type"] == "waypoints"}) == 1
 
 
 @pytest.mark.slow
@@ -106,6 +115,33 @@ def test_a_blind_model_scores_at_chance_on_larger_splits(tmp_path):
         build(tmp_path / split, select_tasks(), split, 150, workers=2)
         rows[split] = [json.loads(line) for line in (tmp_path / split / "samples.jsonl").read_text().splitlines()]
     _assert_blind_at_chance(rows["train"], rows["test"])
+    _assert_option_prior_at_chance(rows["train"], rows["test"])
+
+
+def _at_most_chance(name: str, hits: int, chance: float, n: int, what: str) -> None:
+    accuracy, chance = hits / n, chance / n
+    noise = 2 * (chance * (1 - chance) / n) ** 0.5  # two standard errors at this size
+    assert accuracy <= chance + 0.05 + noise, f"{name}: {what} {accuracy:.2f} vs chance {chance:.2f}"
+
+
+def _assert_option_prior_at_chance(train: list[dict], test: list[dict]) -> None:
+    """A blind model that scores each option by how often its text was right in train."""
+    right: Counter[tuple[str, str]] = Counter()
+    offered: Counter[tuple[str, str]] = Counter()
+    for r in train:
+        for option in r["choices"] or []:
+            offered[(r["task"], option[3:])] += 1
+            right[(r["task"], option[3:])] += option[0] == r["answer"]
+    for name in TASKS:
+        rows = [r for r in test if r["task"] == name and r["choices"]]
+        if not rows:
+            continue
+        hits = 0
+        for r in rows:
+            n = len(r["choices"])
+            score = {o[0]: (right[(name, o[3:])] + 1) / (offered[(name, o[3:])] + n) for o in r["choices"]}
+            hits += max(score, key=score.get) == r["answer"]
+        _at_most_chance(name, hits, sum(1 / len(r["choices"]) for r in rows), len(rows), "option prior")
 
 
 def _assert_blind_at_chance(train: list[dict], test: list[dict]) -> None:
@@ -121,9 +157,7 @@ def _assert_blind_at_chance(train: list[dict], test: list[dict]) -> None:
             guesses = prior.get((name, r["question"])) or overall[name]
             hits += guesses.most_common(1)[0][0] == _content(r)
             chance += 1 / len(r["choices"] or TASKS[name].buckets)
-        accuracy, chance = hits / len(rows), chance / len(rows)
-        noise = 2 * (chance * (1 - chance) / len(rows)) ** 0.5  # two standard errors at this size
-        assert accuracy <= chance + 0.05 + noise, f"{name}: blind {accuracy:.2f} vs chance {chance:.2f}"
+        _at_most_chance(name, hits, chance, len(rows), "question prior")
 
 
 def test_builds_are_deterministic(tmp_path):
@@ -136,10 +170,10 @@ def test_builds_are_deterministic(tmp_path):
 
 
 def test_every_task_gives_valid_answers_over_many_scenes():
-    """Fuzz: hundreds of scenes, every candidate well-formed for its answer type."""
+    """Fuzz: hundreds of scenes of every kind, every candidate well-formed for its type."""
     rng = np.random.default_rng(0)
-    config = GeneratorConfig(density=2.0)
-    for seed in range(150):
+    config = BENCH_CONFIG.model_copy(update={"density": 2.0})
+    for seed in range(200):
         scene = render_scene(generate_scene(seed, config)).scene
         for name, t in TASKS.items():
             for sample in t.propose(scene, rng):
@@ -151,6 +185,16 @@ def test_every_task_gives_valid_answers_over_many_scenes():
                     assert sample.answer in ("yes", "no")
                 elif sample.answer_type == "number":
                     assert isinstance(sample.answer, int) and sample.answer >= 0
+                elif sample.answer_type == "box":
+                    x1, y1, x2, y2 = sample.answer
+                    spec = scene.cameras["CAM_FRONT"]
+                    assert 0 <= x1 < x2 <= spec.width and 0 <= y1 < y2 <= spec.height
+                elif sample.answer_type == "waypoints":
+                    assert len(sample.answer) == 6 and all(len(p) == 2 for p in sample.answer)
+                    assert sample.answer[-1][0] >= sample.answer[0][0] - 0.5  # nobody reverses
+                else:
+                    assert sample.answer_type == "meta_action" and sample.answer in t.buckets
+                assert 2 <= len(sample.reference_steps) <= 6
 
 
 def test_unknown_names_are_refused_with_the_known_ones():

@@ -26,7 +26,7 @@ def level(scene, agent) -> int:
 
 def _most_dangerous(scene, row) -> str:
     options = [c[3:] for c in row["choices"]]
-    assert 2 <= len(options) <= 4 and re.search(r"highest risk", row["question"])
+    assert len(options) == 2 and re.search(r"higher risk", row["question"])
     levels = {o: level(scene, named(scene, o.removeprefix("the "))) for o in options}
     best = max(levels.values())
     assert best >= 1 and list(levels.values()).count(best) == 1

@@ -117,11 +117,14 @@ def _nearest_in_lane(scene, row) -> str:
         point = shapely.Point(agent.box.center[:2])
         if any(lanes[i][1].contains(point) for i in route) and line.project(point) > start:
             ahead.append((line.project(point), agent.id))
-    options = [c[3:] for c in row["choices"]]
     if not ahead:
-        return next(o for o in options if o.startswith("nobody"))
-    nearest = min(ahead)[1]
-    return next(o for o in options if not o.startswith("nobody") and named(scene, o[4:]).id == nearest)
+        return "nobody: the lane ahead is clear"
+    nearest = next(a for a in scene.agents if a.id == min(ahead)[1])
+    if nearest.category == "car":
+        return "a car"
+    if nearest.category in ("traffic_cone", "barrier", "debris", "animal"):
+        return "an obstacle (cone, barrier, debris or animal)"
+    return "another road user (truck, bus, motorcycle, bicycle or pedestrian)"
 
 
 ANSWERS = {

@@ -10,7 +10,7 @@ from roadthink.scene.types import Agent, Category, Intent, Scene
 from roadthink.tasks.facts import agent_by_id, checker
 from roadthink.tasks.registry import choice_sample, make_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step
-from roadthink.tasks.views import HISTORY, describe, distance, glimpsed, noun, seen
+from roadthink.tasks.views import HISTORY, SHOWN, describe, distance, glimpsed, noun, seen
 
 CAMERA = "CAM_FRONT"
 FAMILY = "corner_case"
@@ -251,9 +251,6 @@ def animal_action(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
             ),
             Step(text=f"So it is {answer}.", facts=[Fact(type="animal_action", agent=agent.id, value=answer)]),
         ]
-        question = (
-            f"The images are the front camera 1 s ago, 0.5 s ago and now. What is {name} on the road doing, "
-            "as seen from the ego vehicle?"
-        )
+        question = f"{SHOWN} What is {name} on the road doing, as seen from the ego vehicle?"
         sample = choice_sample(scene, FAMILY, "animal_action", name, question, list(ANIMAL_ACTIONS), answer, steps, rng)
         yield sample.model_copy(update={"views": list(HISTORY)})

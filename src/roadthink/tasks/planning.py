@@ -14,7 +14,7 @@ from roadthink.scene.types import Lane, LightState, MarkingKind, Scene, SignKind
 from roadthink.tasks.facts import checker
 from roadthink.tasks.registry import make_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step
-from roadthink.tasks.views import HISTORY, distance
+from roadthink.tasks.views import HISTORY, SHOWN, distance
 
 FAMILY = "planning"
 SPEEDS = ("accelerate", "keep", "decelerate", "stop")
@@ -131,9 +131,10 @@ def waypoints(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
             for half in halves
         ],
     ]
+    # one wording for every scene: a question that stated the ego's speed would let a model
+    # that never looks extrapolate it (the ego-status shortcut of open-loop planning)
     question = (
-        f"The images are the front camera 1 s ago, 0.5 s ago and now; the ego vehicle drives at "
-        f"{scene.ego.speed:.1f} m/s. Plan its next 3 seconds: give its positions at 0.5, 1.0, 1.5, 2.0, 2.5 and "
+        f"{SHOWN} Plan the ego vehicle's next 3 seconds: give its positions at 0.5, 1.0, 1.5, 2.0, 2.5 and "
         "3.0 s from now in its own frame (x metres forward, y metres to the left, origin at its centre now) "
         "as a JSON list of [x, y] pairs."
     )
@@ -447,8 +448,10 @@ def _safe_step(proposal: Proposal, verdict: Verdict) -> Step:
 
 @task("action_safety", FAMILY, AnswerType.YES_NO, buckets=["yes", "no"])
 def action_safety(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
-    """Whether a proposed manoeuvre (keep the speed, speed up, change lanes, cross the
-    junction) is safe and legal over the next 3 s."""
+    """Whether a proposed manoeuvre is safe and legal over the next 3 s.
+
+    Proposals: keep the speed, speed up, change lanes left or right, cross the junction.
+    """
     for proposal in PROPOSALS.values():
         verdict = judge(scene, proposal.key)
         if verdict is None or verdict.answer is None or verdict.speeding:
@@ -464,7 +467,7 @@ def action_safety(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
             steps.append(_safe_step(proposal, verdict))
         steps.append(Step(text=f"So the answer is {verdict.answer}."))
         question = (
-            "The images are the front camera 1 s ago, 0.5 s ago and now. Is it safe and legal for the ego vehicle "
+            f"{SHOWN} Is it safe and legal for the ego vehicle "
             f"to {proposal.text} over the next 3 seconds? Answer yes or no."
         )
         yield make_sample(

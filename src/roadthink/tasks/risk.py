@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import shapely
 
-from roadthink.scene.types import CORNER_CASES, Agent, Scene
+from roadthink.scene.types import CORNER_CASES, VEHICLES, Agent, Scene
 from roadthink.tasks.facts import SPEED_TOLERANCE, agent_by_id, checker
 from roadthink.tasks.lanes import ego_lane_area
 from roadthink.tasks.prediction import (
@@ -26,7 +26,7 @@ from roadthink.tasks.prediction import (
 )
 from roadthink.tasks.registry import choice_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step
-from roadthink.tasks.views import SHOWN, describe, distance, identified, noun, seen
+from roadthink.tasks.views import SHOWN, describe, distance, identified, noun, plural, seen
 
 CAMERA = "CAM_FRONT"
 FAMILY = "risk"
@@ -39,7 +39,7 @@ RULE = (
     "keep their speed and direction; 2 (medium) the same with 4 to 8 s; otherwise 1 (low) if it is within 20 m and "
     "getting closer by more than 1 m/s; otherwise 0 (none)."
 )
-OPTIONS = 3  # road users compared in one question: always as many, so every letter can be the answer
+OPTIONS = 2  # road users compared in one question: always as many, so every letter can be the answer
 
 
 def range_rate(scene: Scene, agent: Agent) -> float:
@@ -143,18 +143,24 @@ def risk(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
         yield shown_history(sample)
 
 
+def _kind(agent: Agent) -> str:
+    """What the options of a most-dangerous question have in common."""
+    return "vehicles" if agent.category in VEHICLES else plural(agent.category)
+
+
 @task("most_dangerous", FAMILY, AnswerType.CHOICE, buckets=list(LEVELS[1:]))
 def most_dangerous(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
-    """Which of three described road users poses the highest risk to the ego (a unique maximum).
+    """Which of two vehicles, or two other road users of one kind, poses the higher risk to the ego.
 
-    The balance bucket is the winner's risk level: the answers (descriptions) are too varied
-    to bucket, and spreading the levels keeps easy "one is about to be hit" questions from
-    crowding out the subtler ones where the winner is only near and closing in."""
+    Options of mixed kinds would let a model guess from the names alone (a barrier named
+    beside cars is nearly always the answer). The balance bucket is the winner's risk level,
+    so easy "one is about to be hit" questions do not crowd out the subtler ones where the
+    winner is only near and closing in."""
     if scene.ego.lane_id is None:
         return
     graded = _graded(scene)
     for target, name, level in graded:
-        lower = [g for g in graded if g[2] < level]
+        lower = [g for g in graded if g[2] < level and _kind(g[0]) == _kind(target)]
         if level == 0 or len(lower) < OPTIONS - 1:
             continue
         picked = [lower[i] for i in rng.choice(len(lower), OPTIONS - 1, replace=False)]
@@ -172,10 +178,11 @@ def most_dangerous(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
                 ],
             ),
             *_why(scene, target, level, ego_lane_area(scene)),
-            Step(text=f"So {name} poses the highest risk.", facts=[Fact(type="risk", agent=target.id, value=level)]),
+            Step(text=f"So {name} poses the higher risk.", facts=[Fact(type="risk", agent=target.id, value=level)]),
         ]
-        question = f"{SHOWN} Which of these poses the highest risk to the ego vehicle? {RULE}"
+        kind = _kind(target)
+        question = f"{SHOWN} Which of these two {kind} poses the higher risk to the ego vehicle? {RULE}"
         sample = choice_sample(
-            scene, FAMILY, "most_dangerous", "any", question, [n for _, n, _ in options], name, steps, rng
+            scene, FAMILY, "most_dangerous", kind, question, [n for _, n, _ in options], name, steps, rng
         )
-        yield shown_history(sample).model_copy(update={"meta": {"key": "any", "bucket": LEVELS[level]}})
+        yield shown_history(sample).model_copy(update={"meta": {"key": kind, "bucket": LEVELS[level]}})

@@ -12,7 +12,7 @@ from roadthink.tasks.facts import DISTANCE_TOLERANCE, agent_by_id, checker
 from roadthink.tasks.lanes import LaneShape, ego_corridor, lane_shapes
 from roadthink.tasks.registry import choice_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step, View
-from roadthink.tasks.views import MOVING, distance, named, noun, plural
+from roadthink.tasks.views import MOVING, distance, named, noun, plural, seen
 
 CAMERA = "CAM_FRONT"
 FAMILY = "spatial"
@@ -493,9 +493,6 @@ def lane_of(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
 
 # --- the nearest road user ahead in the ego's lane ---------------------------------------------
 
-NOBODY = "nobody: the lane ahead is clear"
-LANE_OPTIONS = 4  # the answer and others, always this many
-
 
 def _along(shapes: dict[str, LaneShape], chain: list[str]) -> Callable[[float, float], float]:
     """Distance along the corridor's centreline from the ego to the point nearest (x, y)."""
@@ -548,30 +545,33 @@ def _nearest_in_lane_fact(scene: Scene, f: dict) -> bool:
     return (nearest.id if nearest else None) == f["value"]
 
 
-NEAREST_BUCKETS = ("car", "other road user", "obstacle", "nobody")
+NEAREST = {  # fixed options, grouped so that each comes up often enough to balance
+    "car": "a car",
+    "other road user": "another road user (truck, bus, motorcycle, bicycle or pedestrian)",
+    "obstacle": "an obstacle (cone, barrier, debris or animal)",
+    "nobody": "nobody: the lane ahead is clear",
+}
 
 
-def nearest_bucket(category: Category) -> str:
-    """The balance bucket of an answer: kinds grouped so that each group comes up often enough."""
+def nearest_group(category: Category) -> str:
     if category is Category.CAR:
         return "car"
     return "obstacle" if category in STATIC_OBJECTS | CORNER_CASES else "other road user"
 
 
-@task("nearest_in_lane", FAMILY, AnswerType.CHOICE, buckets=NEAREST_BUCKETS)
+@task("nearest_in_lane", FAMILY, AnswerType.CHOICE, buckets=list(NEAREST.values()))
 def nearest_in_lane(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
-    """The nearest road user or obstacle ahead in the ego's lane, or nobody."""
+    """What is nearest ahead in the ego's lane: a car, another road user, an obstacle, or nobody.
+
+    The options are the same four every time: options naming the road users in view would
+    let a model guess from the names alone (an animal is nearly always the answer).
+    """
     if scene.ego.lane_id is None:
         return
     ahead = _in_corridor(scene)
-    names = {agent.id: (name, step) for agent, name, step in named(scene)}
-    if ahead and (not ahead[0][2] or ahead[0][1].id not in names):
-        return  # on an edge, in a junction, not clearly seen or not nameable: not asked
     target = ahead[0][1] if ahead else None
-    others = [i for i in names if target is None or i != target.id]
-    if len(others) < LANE_OPTIONS - 1 - (target is not None):
-        return
-    chosen = [others[i] for i in rng.choice(len(others), LANE_OPTIONS - 1 - (target is not None), replace=False)]
+    if target is not None and (not ahead[0][2] or target.id not in {a.id for a in seen(scene, CAMERA)}):
+        return  # on an edge, in a junction, or not clearly seen: not asked
     chain = ego_corridor(scene)
     steps = [
         Step(
@@ -581,7 +581,7 @@ def nearest_in_lane(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
         )
     ]
     if target is None:
-        answer, bucket = NOBODY, "nobody"
+        group = "nobody"
         steps.append(
             Step(
                 text="No road user or obstacle has its centre in that lane ahead of the ego.",
@@ -589,18 +589,18 @@ def nearest_in_lane(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
             )
         )
     else:
-        answer, bucket = names[target.id][0], nearest_bucket(target.category)
-        steps += [
-            names[target.id][1],
+        group = nearest_group(target.category)
+        steps.append(
             Step(
-                text=f"Its centre is in that lane, {ahead[0][0]:.1f} m ahead along it, and nothing is nearer in it.",
+                text=f"The nearest in it is {target.id}, a {noun(target.category)} {ahead[0][0]:.1f} m ahead along "
+                "the lane.",
                 facts=[
+                    Fact(type="visible", agent=target.id, camera=CAMERA),
                     Fact(type="in_ego_lane", agent=target.id, value=True),
                     Fact(type="nearest_in_lane", value=target.id),
                 ],
-            ),
-        ]
-    options = [names[i][0] for i in chosen] + [answer] + ([NOBODY] if target is not None else [])
-    question = "Which road user or obstacle is nearest ahead of the ego vehicle in the ego's own lane?"
-    sample = choice_sample(scene, FAMILY, "nearest_in_lane", "nearest_in_lane", question, options, answer, steps, rng)
-    yield sample.model_copy(update={"meta": {**sample.meta, "bucket": bucket}})
+            )
+        )
+    question = "What is nearest ahead of the ego vehicle in the ego's own lane, as seen in the front camera image?"
+    options, answer = list(NEAREST.values()), NEAREST[group]
+    yield choice_sample(scene, FAMILY, "nearest_in_lane", "nearest_in_lane", question, options, answer, steps, rng)
