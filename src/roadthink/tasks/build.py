@@ -39,12 +39,12 @@ PER_SCENE = 2  # at most this many questions of one task about one scene (differ
 # family fills without a balance starving on a rare answer
 BENCH_CONFIG = GeneratorConfig(
     scenarios={
-        "normal": 0.45,
-        "occluded_pedestrian": 0.07,
-        "lane_closure": 0.14,
-        "road_debris": 0.1,
-        "animal_on_road": 0.16,
-        "lead_braking": 0.08,
+        "normal": 0.4,
+        "occluded_pedestrian": 0.06,
+        "lane_closure": 0.16,
+        "road_debris": 0.08,
+        "animal_on_road": 0.24,
+        "lead_braking": 0.06,
     },
     layouts={"straight": 0.25, "intersection": 0.45, "t_junction": 0.15, "merge": 0.15},
     signal_states=dict.fromkeys(LightState, 1.0),
