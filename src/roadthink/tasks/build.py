@@ -281,6 +281,16 @@ def dataset_card(report: BuildReport, tasks: list[Task], fmt: str = "jsonl") -> 
             "The splits `train`, `val` and `test` have fixed, disjoint scene seeds: the same command gives the "
             "same files on any machine and with any number of workers.",
             "",
+            "## Scenes",
+            "",
+            "Generated procedurally (no real data): scenario mix "
+            + ", ".join(f"{k} {v:.0%}" for k, v in BENCH_CONFIG.scenarios.items())
+            + "; layouts "
+            + ", ".join(f"{k} {v:.0%}" for k, v in BENCH_CONFIG.layouts.items())
+            + " (where the scenario allows); every light state equally often for the ego at signals; the ego "
+            f"starts {BENCH_CONFIG.ego_approach[0]:g}-{BENCH_CONFIG.ego_approach[1]:g} m before a junction, or inside "
+            f"one ({BENCH_CONFIG.ego_in_junction:.0%}). The mix leans to corner cases so that rare answers fill.",
+            "",
             "## Samples per family",
             "",
             "| family | samples |",
