@@ -152,3 +152,14 @@ def test_filters_pick_what_is_generated(tmp_path):
         scene = load_scene(path)
         assert (scene.layout, scene.scenario) == ("intersection", "normal")
         assert (scene.environment.time_of_day, scene.environment.weather) == ("night", "rain")
+
+
+def test_demo_builds_a_bench_and_compares_the_oracle_with_the_blind_baseline(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--size", "1"])
+    assert result.exit_code == 0, result.output
+    assert "oracle accuracy" in result.output and "blind accuracy" in result.output
+    oracle = json.loads((tmp_path / "runs" / "oracle" / "metrics.json").read_text())
+    blind = json.loads((tmp_path / "runs" / "blind" / "metrics.json").read_text())
+    assert oracle["overall"]["accuracy"] >= 0.98 > blind["overall"]["accuracy"]
+    again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--size", "1"])  # cached: nothing rebuilt
+    assert again.exit_code == 0 and "test scenes" not in again.output

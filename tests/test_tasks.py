@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import SIZE
 from recompute import ANSWERS
 from recompute.common import content
 from roadthink.errors import RoadthinkError
@@ -18,20 +19,6 @@ from roadthink.scene import generate_scene, load_scene
 from roadthink.tasks import TASKS, Sample, select_tasks
 from roadthink.tasks.build import BENCH_CONFIG, build
 from roadthink.tasks.facts import check_steps
-
-SIZE = 16
-
-
-@pytest.fixture(scope="module")
-def splits(tmp_path_factory) -> dict[str, tuple[Path, list[dict]]]:
-    """A small train and test split, built once for this module."""
-    built = {}
-    for split in ("train", "test"):
-        out = tmp_path_factory.mktemp(split)
-        build(out, select_tasks(), split, SIZE, workers=2)
-        rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-        built[split] = (out, rows)
-    return built
 
 
 def _scene(out: Path, row: dict):

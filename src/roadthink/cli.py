@@ -206,7 +206,8 @@ def bench_show(
     import numpy as np
 
     from roadthink.render import save_image
-    from roadthink.tasks.preview import OPEN, answer_text, load_rows, pick, preview
+    from roadthink.tasks.build import load_rows
+    from roadthink.tasks.preview import OPEN, answer_text, pick, preview
 
     rows = load_rows(bench)
     names = _names(tasks)
@@ -231,6 +232,59 @@ def bench_show(
     if image is not None:
         save_image(image, np.asarray(preview(bench, pick(rows, per_task))))
         console.print(f"picture: {image}")
+
+
+@app.command("eval")
+@reports_errors
+def eval_(
+    model: Annotated[str, typer.Option(help="Model string: random, blind, oracle, hf:<path>, openai:<model>.")],
+    bench: Annotated[Path, typer.Option(help="A built split (roadthink bench build).")],
+    out: Annotated[Path, typer.Option(help="Run folder: samples.jsonl, metrics.json, config.json.")],
+    limit: Annotated[int | None, typer.Option(help="Only the first N samples.")] = None,
+    tasks: Annotated[str | None, typer.Option(help="Only these tasks (comma-separated).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 8,
+    corruption: Annotated[
+        str | None, typer.Option(help="NAME[:SEVERITY], or all: clean + every corruption + text-only.")
+    ] = None,
+    text_only: Annotated[bool, typer.Option("--text-only", help="Black images: what the text alone gives.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of corruptions and random baselines.")] = 0,
+    train: Annotated[Path | None, typer.Option(help="Train split the blind model learns its prior from.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue a run in --out (runs always resume what they find).")
+    ] = False,
+) -> None:
+    """Evaluate a model on a split: resumable, every sample accounted for."""
+    import asyncio
+
+    from roadthink.eval.bench import load_bench
+    from roadthink.eval.runner import RunConfig, conditions_for, run
+    from roadthink.models.base import resolve_model
+
+    if resume and not (out / "config.json").is_file():
+        raise RoadthinkError(f"{out}: nothing to resume (no config.json)")
+    the_model = resolve_model(model, train=train, seed=seed)
+    split = load_bench(bench)
+    config = RunConfig(model, bench, conditions_for(corruption, text_only), limit, _names(tasks), concurrency, seed)
+    metrics = asyncio.run(run(the_model, split, out, config))
+    _print_metrics(metrics, f"{model} on {bench}")
+    console.print(f"results: {out / 'samples.jsonl'}  metrics: {out / 'metrics.json'}")
+
+
+def _print_metrics(metrics: dict, title: str) -> None:
+    table = Table(title=title)
+    for col in ("family", "n", "accuracy", "95% CI"):
+        table.add_column(col, justify="right" if col != "family" else "left")
+    rows = [("overall", metrics["overall"]), *sorted(metrics.get("by_family", {}).items())]
+    for name, block in rows:
+        accuracy = block.get("accuracy")
+        low, high = block.get("ci95") or (None, None)
+        table.add_row(
+            name,
+            str(block.get("n", 0)),
+            "-" if accuracy is None else f"{100 * accuracy:.1f}",
+            "-" if low is None else f"{100 * low:.1f}-{100 * high:.1f}",
+        )
+    console.print(table)
 
 
 @app.command()
@@ -263,35 +317,37 @@ def corruptions(
 @app.command()
 @reports_errors
 def demo(
-    out: Annotated[Path, typer.Option(help="Where the demo scenes go.")] = Path("runs/demo"),
-    n: Annotated[int, typer.Option("--n", help="Scenes to generate if the folder is empty.")] = 12,
+    out: Annotated[Path, typer.Option(help="Where the demo's benchmark and runs go.")] = Path("runs/demo"),
+    size: Annotated[int, typer.Option(help="Samples per task in the demo's test split.")] = 4,
 ) -> None:
-    """Generate a few scenes on the built-in defaults and draw them."""
-    from roadthink.render import save_png
-    from roadthink.render.export import check_writable
-    from roadthink.scene.cameras import CAMERA_NAMES
-    from roadthink.scene.generator import GeneratorConfig
-    from roadthink.scene.io import load_scene
+    """Build a small benchmark (cached), evaluate the oracle and the blind baseline on it,
+    and print how they compare, family by family."""
+    import asyncio
 
-    check_writable(out)
-    if not any((out / "scenes").glob("*.json")):
-        _generate(out, n, 0, GeneratorConfig(cameras=list(CAMERA_NAMES)), 0)
-    files = sorted((out / "scenes").glob("*.json"))
-    table = Table(title=f"roadthink demo: {len(files)} scenes")
-    for col in ("scene", "layout", "scenario", "weather", "time", "agents", "ego"):
-        table.add_column(col)
-    for f in files:
-        s = load_scene(f)
-        table.add_row(
-            s.scene_id,
-            s.layout,
-            s.scenario,
-            s.environment.weather,
-            s.environment.time_of_day,
-            str(len(s.agents)),
-            f"{s.ego.intent} {s.ego.speed:.1f} m/s",
-        )
+    from roadthink.eval.bench import load_bench
+    from roadthink.eval.runner import RunConfig, run
+    from roadthink.models.base import resolve_model
+    from roadthink.tasks import select_tasks
+    from roadthink.tasks.build import build
+
+    splits = {"test": (out / "bench-test", size), "train": (out / "bench-train", 2 * size)}
+    for split, (folder, n) in splits.items():
+        if not (folder / "bench.json").is_file():
+            build(folder, select_tasks(), split, n)
+    test = splits["test"][0]
+    results = {}
+    for model in ("oracle", "blind"):
+        config = RunConfig(model, test, ["clean"])
+        the_model = resolve_model(model, train=splits["train"][0])
+        results[model] = asyncio.run(run(the_model, load_bench(test), out / "runs" / model, config))
+    table = Table(title=f"roadthink demo: {results['oracle']['overall']['n']} samples of {test}")
+    table.add_column("family")
+    for model in results:
+        table.add_column(f"{model} accuracy", justify="right")
+    families = sorted(results["oracle"]["by_family"])
+    for name, blocks in [("overall", [r["overall"] for r in results.values()])] + [
+        (f, [r["by_family"][f] for r in results.values()]) for f in families
+    ]:
+        table.add_row(name, *("-" if b.get("accuracy") is None else f"{100 * b['accuracy']:.1f}" for b in blocks))
     console.print(table)
-    preview = out / "preview.png"
-    save_png(preview, _annotated_montage(load_scene(files[0])))
-    console.print(f"scenes: {out / 'scenes'}  images: {out / 'images'}  preview: {preview}")
+    console.print(f"runs: {out / 'runs'}  (see samples.jsonl and metrics.json in each)")

@@ -160,7 +160,20 @@ def build(
 
         write_parquet(out, out / "samples.parquet")
     write_atomic(out / "README.md", dataset_card(report, tasks, fmt).encode())
+    write_atomic(out / "bench.json", json.dumps(bench_info(report, tasks), indent=2).encode())
     return report
+
+
+def bench_info(report: BuildReport, tasks: list[Task]) -> dict:
+    """``bench.json``: what an evaluation checks before it trusts a folder."""
+    return {
+        "name": BENCH_NAME,
+        "split": report.split,
+        "base_seed": report.base_seed,
+        "roadthink_version": __version__,
+        "generator_version": GENERATOR_VERSION,
+        "tasks": {t.name: report.samples[t.name] for t in tasks},
+    }
 
 
 def _take(
@@ -332,3 +345,17 @@ def dataset_card(report: BuildReport, tasks: list[Task], fmt: str = "jsonl") -> 
             "",
         ]
     )
+
+
+def load_rows(bench: Path) -> list[dict]:
+    """The samples of ``bench``; a malformed line is an error naming file and line."""
+    path = bench / "samples.jsonl"
+    if not path.is_file():
+        raise RoadthinkError(f"{path}: no such file (build a split with `roadthink bench build`)")
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise RoadthinkError(f"{path}:{number}: not a JSON object ({e.msg})") from None
+    return rows

@@ -68,3 +68,13 @@ def ego_lane_area(scene: Scene) -> shapely.Geometry:
 def footprint(center: tuple[float, ...], size: tuple[float, float, float], yaw: float) -> shapely.Polygon:
     """Ground rectangle of a box in the ego frame."""
     return shapely.Polygon(box_corners(np.array([center[0], center[1], 0.0]), np.asarray(size), yaw)[:4, :2])
+
+
+def rectangles(
+    x: np.ndarray, y: np.ndarray, yaw: np.ndarray, length: np.ndarray | float, width: np.ndarray | float
+) -> np.ndarray:
+    """(..., 4, 2) ground footprints of boxes centred at ``x``, ``y``, vectorised over any leading axes."""
+    c, s = np.cos(yaw)[..., None], np.sin(yaw)[..., None]
+    a = np.array([0.5, -0.5, -0.5, 0.5]) * np.asarray(length)[..., None]
+    b = np.array([0.5, 0.5, -0.5, -0.5]) * np.asarray(width)[..., None]
+    return np.stack([x[..., None] + a * c - b * s, y[..., None] + a * s + b * c], -1)

@@ -12,6 +12,7 @@ import shapely
 from roadthink.scene.behaviour import B_COMFORT  # at a yellow light, a driver who can stop this gently must
 from roadthink.scene.types import Lane, LightState, MarkingKind, Scene, SignKind, Turn
 from roadthink.tasks.facts import checker
+from roadthink.tasks.lanes import rectangles
 from roadthink.tasks.registry import make_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step
 from roadthink.tasks.views import HISTORY, SHOWN, distance
@@ -220,20 +221,10 @@ def _line(scene: Scene, chain: list[Lane]) -> shapely.LineString:
     return shapely.LineString(scene.world_to_ego(points))
 
 
-def _rectangles(
-    x: np.ndarray, y: np.ndarray, yaw: np.ndarray, length: np.ndarray | float, width: np.ndarray | float
-) -> np.ndarray:
-    """(..., 4, 2) footprints of boxes centred at ``x``, ``y``."""
-    c, s = np.cos(yaw)[..., None], np.sin(yaw)[..., None]
-    a = np.array([0.5, -0.5, -0.5, 0.5]) * np.asarray(length)[..., None]
-    b = np.array([0.5, 0.5, -0.5, -0.5]) * np.asarray(width)[..., None]
-    return np.stack([x[..., None] + a * c - b * s, y[..., None] + a * s + b * c], -1)
-
-
 def _swept(x: np.ndarray, y: np.ndarray, yaw: np.ndarray, speed: np.ndarray, size: tuple) -> np.ndarray:
     """Footprints stretched forward by HEADWAY of travel: the room a mover needs."""
     ahead = HEADWAY * speed
-    return _rectangles(x + np.cos(yaw) * ahead / 2, y + np.sin(yaw) * ahead / 2, yaw, size[0] + ahead, size[1])
+    return rectangles(x + np.cos(yaw) * ahead / 2, y + np.sin(yaw) * ahead / 2, yaw, size[0] + ahead, size[1])
 
 
 def _agent_tracks(scene: Scene, times: np.ndarray) -> tuple[list[str], np.ndarray]:

@@ -26,20 +26,6 @@ BOX_COLOUR = (255, 40, 200)
 OPEN = ("box", "waypoints")  # answer types whose values are not worth counting
 
 
-def load_rows(bench: Path) -> list[dict]:
-    """The samples of ``bench``; a malformed line is an error naming file and line."""
-    path = bench / "samples.jsonl"
-    if not path.is_file():
-        raise RoadthinkError(f"{path}: no such file (build a split with `roadthink bench build`)")
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise RoadthinkError(f"{path}:{number}: not a JSON object ({e.msg})") from None
-    return rows
-
-
 def pick(rows: list[dict], per_task: int = 1) -> list[dict]:
     """The first ``per_task`` samples of every task, in the split's order."""
     taken: dict[str, int] = {}

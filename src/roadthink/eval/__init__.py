@@ -1,0 +1,1 @@
+"""Evaluation: parsing answers leniently, scoring them deterministically, resumable runs, reports."""

@@ -1,0 +1,58 @@
+"""What an evaluation records: a parsed answer, its score, and one line per sample in
+``RUN/samples.jsonl`` (fields of ../shared/DESIGN.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Parsed(BaseModel):
+    """A model's answer read leniently: the value in the sample's answer form, or why not.
+
+    ``value`` is a letter for choice questions, "yes"/"no", a number, "speed, direction" for
+    meta-actions, [x1, y1, x2, y2] for boxes, six [x, y] pairs for waypoints. ``strict`` says
+    whether the reply kept to the requested format (format compliance), as opposed to being
+    rescued by lenient reading."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: Any = None
+    error: str | None = None  # one line: why nothing could be read
+    strict: bool = False
+
+
+class Scored(BaseModel):
+    """How good one parsed answer is: ``correct`` is None where right/wrong does not apply
+    (trajectories); ``details`` holds the task-specific measures (IoU, L2 at each horizon,
+    collision, speed/direction parts, fact counts, absolute error)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    correct: bool | None
+    score: float
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Result(BaseModel):
+    """One line of RUN/samples.jsonl."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    family: str
+    task: str
+    answer_type: str
+    prediction: str  # the model's raw text
+    parsed: Any = None
+    correct: bool | None = None
+    score: float = 0.0
+    error: str | None = None  # one line: unparsable answer, model failure, unreadable image
+    strict: bool = False
+    details: dict[str, Any] = Field(default_factory=dict)
+    latency_s: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    condition: str = "clean"  # "clean", "<corruption>:<severity>" or "text_only"
+    trace: list[dict[str, Any]] | None = None  # the agent's messages, when there is an agent

@@ -1,0 +1,1 @@
+"""One async interface over every model: baselines, the built-in VLM, Hugging Face, OpenAI-compatible servers."""
