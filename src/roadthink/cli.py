@@ -285,6 +285,18 @@ def _print_metrics(metrics: dict, title: str) -> None:
             "-" if low is None else f"{100 * low:.1f}-{100 * high:.1f}",
         )
     console.print(table)
+    conditions = metrics.get("by_condition", {})
+    if len(conditions) > 1:
+        clean = conditions.get("clean", {}).get("accuracy")
+        robustness = Table(title="by image condition")
+        for col in ("condition", "n", "accuracy", "drop vs clean (points)"):
+            robustness.add_column(col, justify="left" if col == "condition" else "right")
+        for name, block in conditions.items():
+            accuracy = block.get("accuracy")
+            drop = "-" if clean is None or accuracy is None or name == "clean" else f"{100 * (clean - accuracy):+.1f}"
+            shown = "-" if accuracy is None else f"{100 * accuracy:.1f}"
+            robustness.add_row(name, str(block.get("n", 0)), shown, drop)
+        console.print(robustness)
 
 
 @app.command()

@@ -188,7 +188,10 @@ async def evaluate_one(model: Model, bench: Bench, sample: Sample, condition: st
     parsed: Parsed = parse_answer(completion.text, sample.answer_type, sample.choices)
     facts = parse_facts(completion.text)
     needs_scene = sample.answer_type is AnswerType.WAYPOINTS or facts
-    scored = score(sample, parsed, scene if needs_scene else None, facts or None)
+    try:
+        scored = score(sample, parsed, scene if needs_scene else None, facts or None)
+    except ValueError as e:  # e.g. a trajectory question whose scene file is missing
+        return Result(**base, prediction=completion.text, error=f"not scored: {e}", condition=condition, correct=False)
     return Result(
         **base,
         prediction=completion.text,

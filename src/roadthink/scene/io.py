@@ -49,9 +49,17 @@ def load_scene(path: str | Path) -> Scene:
     """Read and validate a scene; any problem is a SceneFileError naming file and field."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
+        data = path.read_bytes()
     except OSError as e:
         raise SceneFileError(f"{path}: cannot read ({e.strerror})") from None
+    try:  # the fast path: pydantic parses the JSON itself (about 3x faster)
+        scene = Scene.model_validate_json(data)
+    except ValidationError:
+        scene = None  # found out below, with a message that names the field
+    if scene is not None and scene.schema_version == SCHEMA_VERSION:
+        return scene
+    try:
+        raw = json.loads(data)
     except json.JSONDecodeError as e:
         raise SceneFileError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     if not isinstance(raw, dict):
