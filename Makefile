@@ -16,15 +16,15 @@ demo: $(STAMP)
 	$(VENV)/bin/roadthink demo
 
 test: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks scripts
 	$(PY) -m pytest -n 2 -q
 
 test-all: $(STAMP)
 	$(PY) -m pytest -n 2 -q -m ''
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks scripts
+	$(PY) -m ruff format --check src tests benchmarks scripts
 
 $(VENV)/.installed-sim: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,sim]'

@@ -161,5 +161,6 @@ def test_demo_builds_a_bench_and_compares_the_oracle_with_the_blind_baseline(tmp
     oracle = json.loads((tmp_path / "runs" / "oracle" / "metrics.json").read_text())
     blind = json.loads((tmp_path / "runs" / "blind" / "metrics.json").read_text())
     assert oracle["overall"]["accuracy"] >= 0.98 > blind["overall"]["accuracy"]
+    assert "report.html" in result.output and (tmp_path / "runs" / "oracle" / "report.html").is_file()
     again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--size", "1"])  # cached: nothing rebuilt
     assert again.exit_code == 0 and "test scenes" not in again.output

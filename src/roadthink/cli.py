@@ -267,7 +267,23 @@ def eval_(
     config = RunConfig(model, bench, conditions_for(corruption, text_only), limit, _names(tasks), concurrency, seed)
     metrics = asyncio.run(run(the_model, split, out, config))
     _print_metrics(metrics, f"{model} on {bench}")
-    console.print(f"results: {out / 'samples.jsonl'}  metrics: {out / 'metrics.json'}")
+    console.print(f"results: {out / 'samples.jsonl'}  metrics: {out / 'metrics.json'}  report: {out / 'report.html'}")
+
+
+@app.command()
+@reports_errors
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (roadthink eval --out).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where the page goes (default: RUN/report.html for one run, ./comparison.html for several)."),
+    ] = None,
+) -> None:
+    """Write a self-contained HTML report of a run, or a page comparing several side by side."""
+    from roadthink.eval.report import write_comparison, write_report
+
+    page = write_report(runs[0], out) if len(runs) == 1 else write_comparison(runs, out or Path("comparison.html"))
+    console.print(f"report: {page}")
 
 
 def _print_metrics(metrics: dict, title: str) -> None:
@@ -362,4 +378,5 @@ def demo(
     ]:
         table.add_row(name, *("-" if b.get("accuracy") is None else f"{100 * b['accuracy']:.1f}" for b in blocks))
     console.print(table)
-    console.print(f"runs: {out / 'runs'}  (see samples.jsonl and metrics.json in each)")
+    for model in results:
+        console.print(f"{model} report: {out / 'runs' / model / 'report.html'}")

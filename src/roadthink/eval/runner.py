@@ -26,9 +26,10 @@ import cv2
 from roadthink import __version__
 from roadthink.errors import RoadthinkError
 from roadthink.eval.bench import BadLine, Bench
-from roadthink.eval.metrics import aggregate, score
+from roadthink.eval.metrics import CLEAN, aggregate, score
 from roadthink.eval.parsing import parse_answer, parse_facts
 from roadthink.eval.prompt import messages_for
+from roadthink.eval.report import seen_image, write_report
 from roadthink.eval.result import Parsed, Result
 from roadthink.models.base import Model
 from roadthink.parallel import progress_bar
@@ -38,7 +39,7 @@ from roadthink.scene.io import load_scene
 from roadthink.scene.types import Scene
 from roadthink.tasks.sample import AnswerType, Sample
 
-CLEAN, TEXT_ONLY = "clean", "text_only"
+TEXT_ONLY = "text_only"
 
 
 def conditions_for(corruption: str | None, text: bool) -> list[str]:
@@ -156,7 +157,7 @@ def _image_urls(bench: Bench, sample: Sample, condition: str, out: Path, seed: i
                 raise ValueError(f"image {rel} is missing")
             urls.append(source.resolve().as_uri())
             continue
-        target = out / "images" / condition.replace(":", "-") / rel
+        target = seen_image(out, bench.path, condition, rel)
         if not target.is_file():
             bgr = cv2.imread(str(source), cv2.IMREAD_COLOR)
             if bgr is None:
@@ -254,6 +255,7 @@ async def run(model: Model, bench: Bench, out: Path, config: RunConfig, show_pro
         await asyncio.gather(*(one(s, c) for s, c in todo))
     metrics = aggregate(read_results(path))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_report(out)
     return metrics
 
 
