@@ -46,7 +46,7 @@ def load_bench(path: Path) -> Bench:
         raise RoadthinkError(f"{info_path}: not JSON ({e.msg})") from None
     if info.get("name") != BENCH_NAME:
         raise RoadthinkError(f"{path}: benchmark {info.get('name')!r}, this roadthink evaluates {BENCH_NAME!r}")
-    bench = Bench(path, info)
+    bench = Bench(path.resolve(), info)  # absolute: image URLs are made from it for every sample
     for number, line in enumerate((path / "samples.jsonl").read_text().splitlines(), 1):
         if not line.strip():
             continue

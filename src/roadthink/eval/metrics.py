@@ -22,7 +22,7 @@ import shapely
 from roadthink.eval.result import Parsed, Result, Scored
 from roadthink.scene.types import FUTURE_STEPS, TRACK_DT, Scene
 from roadthink.tasks import AnswerType, Fact, Sample, Step  # the package import registers every fact checker
-from roadthink.tasks.facts import check_fact
+from roadthink.tasks.facts import check_facts
 from roadthink.tasks.lanes import rectangles
 
 HORIZONS = (1, 2, 3)  # seconds at which trajectories are measured
@@ -182,7 +182,7 @@ def collisions(predicted: Any, scene: Scene) -> dict[str, bool]:
 def score_facts(stated: list[Fact], reference_steps: list[Step], scene: Scene) -> dict[str, int]:
     """Counts for the reasoning-step score: how many stated facts check true, how many cannot
     be checked, and how many of the reference facts a true stated fact covers."""
-    verdicts = [check_fact(fact, scene) for fact in stated]
+    verdicts = check_facts(stated, scene)
     true = [fact for fact, verdict in zip(stated, verdicts, strict=True) if verdict is True]
     reference = _unique(fact for step in reference_steps for fact in step.facts)
     return {

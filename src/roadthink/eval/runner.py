@@ -155,7 +155,7 @@ def _image_urls(bench: Bench, sample: Sample, condition: str, out: Path, seed: i
         if condition == CLEAN:
             if not source.is_file():
                 raise ValueError(f"image {rel} is missing")
-            urls.append(source.resolve().as_uri())
+            urls.append(source.as_uri())
             continue
         target = seen_image(out, bench.path, condition, rel)
         if not target.is_file():

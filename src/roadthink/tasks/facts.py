@@ -8,7 +8,10 @@ than being called false.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Hashable
+from contextvars import ContextVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -21,6 +24,7 @@ SPEED_TOLERANCE = 0.5  # m/s
 BOX_TOLERANCE = 2.0  # pixels per edge
 
 
+R = TypeVar("R")
 Checker = Callable[[Scene, dict], bool | None]
 CHECKERS: dict[str, Checker] = {}
 
@@ -145,6 +149,37 @@ def check_fact(fact: Fact, scene: Scene) -> bool | None:
         return None  # a fact missing a field or with a malformed value is unverifiable
 
 
+def check_facts(facts: list[Fact], scene: Scene) -> list[bool | None]:
+    """The verdict on each of ``facts``, in order; checks of one batch share what they work
+    out about the scene (see ``per_batch``)."""
+    token = _batch.set({})
+    try:
+        return [check_fact(fact, scene) for fact in facts]
+    finally:
+        _batch.reset(token)
+
+
 def check_steps(steps: list[Step], scene: Scene) -> list[bool | None]:
     """The verdict on every fact of ``steps``, in order."""
-    return [check_fact(fact, scene) for step in steps for fact in step.facts]
+    return check_facts([fact for step in steps for fact in step.facts], scene)
+
+
+_batch: ContextVar[dict | None] = ContextVar("fact_batch", default=None)
+
+
+def per_batch(fn: Callable[..., R]) -> Callable[..., R]:
+    """Compute ``fn(scene, *args)`` once per batch of checks (``check_facts``): several facts
+    often rest on one expensive judgement (a manoeuvre rolled out against everyone's future).
+    Outside a batch it is a plain call; inside, the scene stays the same object, unchanged."""
+
+    @functools.wraps(fn)
+    def wrapper(scene: Scene, *args: Hashable) -> R:
+        memo = _batch.get()
+        if memo is None:
+            return fn(scene, *args)
+        key = (fn, id(scene), args)
+        if key not in memo:
+            memo[key] = fn(scene, *args)
+        return memo[key]
+
+    return wrapper

@@ -11,7 +11,7 @@ import shapely
 
 from roadthink.scene.behaviour import B_COMFORT  # at a yellow light, a driver who can stop this gently must
 from roadthink.scene.types import Lane, LightState, MarkingKind, Scene, SignKind, Turn
-from roadthink.tasks.facts import checker
+from roadthink.tasks.facts import checker, per_batch
 from roadthink.tasks.lanes import rectangles
 from roadthink.tasks.registry import make_sample, task
 from roadthink.tasks.sample import AnswerType, Fact, Sample, Step
@@ -332,6 +332,7 @@ def _nearest_approach(
     return float(gaps[i]), ids[i]
 
 
+@per_batch
 def judge(scene: Scene, key: str) -> Verdict | None:
     """Whether the ego may, and safely can, do proposal ``key`` over the next HORIZON
     seconds; None where it does not apply (no lane, no junction ahead, too slow, between
