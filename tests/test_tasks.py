@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import SIZE
-from recompute import ANSWERS
-from recompute.common import content
 from roadthink.errors import RoadthinkError
+from roadthink.models.rules import ANSWERS
+from roadthink.models.rules.common import content
 from roadthink.render import render_scene
 from roadthink.scene import generate_scene, load_scene
 from roadthink.tasks import TASKS, Sample, select_tasks

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import shapely
 
-from recompute.common import described, named
+from roadthink.models.rules.common import described, named
 
 AXES = {0: "ahead", 1: "left", 2: "behind", 3: "right"}
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from recompute.common import front, named
+from roadthink.models.rules.common import front, named
 
 ODD = {"debris", "animal", "traffic_cone", "barrier"}
 

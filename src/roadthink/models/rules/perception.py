@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 
-from recompute.common import front
+from roadthink.models.rules.common import front
 
 KINDS = {
     "vehicles": {"car", "truck", "bus", "motorcycle", "bicycle"},

@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 import re
 
-from recompute.common import COLOURS, described, named
+from roadthink.models.rules.common import COLOURS, described, named
 
 RELATION = re.compile(
     r"bounding box of the ([a-z ]+?) (to the left of|to the right of|nearest to) the ([a-z ]+?) in the front camera"

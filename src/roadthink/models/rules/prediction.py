@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from recompute.common import described, named
+from roadthink.models.rules.common import described, named
 
 HISTORY = ["CAM_FRONT@-1s.png", "CAM_FRONT@-0.5s.png", "CAM_FRONT.png"]
 
