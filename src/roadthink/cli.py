@@ -249,6 +249,12 @@ def eval_(
     text_only: Annotated[bool, typer.Option("--text-only", help="Black images: what the text alone gives.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of corruptions and random baselines.")] = 0,
     train: Annotated[Path | None, typer.Option(help="Train split the blind model learns its prior from.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="openai: server URL (default: OPENAI_BASE_URL; key from OPENAI_API_KEY).")
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(help="openai: seconds per request.")] = None,
+    max_retries: Annotated[int | None, typer.Option(help="openai: tries after the first on 429/5xx/timeouts.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="openai: do not reuse cached responses.")] = False,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue a run in --out (runs always resume what they find).")
     ] = False,
@@ -262,7 +268,15 @@ def eval_(
 
     if resume and not (out / "config.json").is_file():
         raise RoadthinkError(f"{out}: nothing to resume (no config.json)")
-    the_model = resolve_model(model, train=train, seed=seed)
+    the_model = resolve_model(
+        model,
+        train=train,
+        seed=seed,
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=max_retries,
+        cache=False if no_cache else None,
+    )
     split = load_bench(bench)
     config = RunConfig(model, bench, conditions_for(corruption, text_only), limit, _names(tasks), concurrency, seed)
     metrics = asyncio.run(run(the_model, split, out, config))
@@ -313,6 +327,28 @@ def _print_metrics(metrics: dict, title: str) -> None:
             shown = "-" if accuracy is None else f"{100 * accuracy:.1f}"
             robustness.add_row(name, str(block.get("n", 0)), shown, drop)
         console.print(robustness)
+
+
+@app.command()
+@reports_errors
+def serve(
+    model: Annotated[str, typer.Option(help="Model string: hf:<path>, openai:<model>, random, blind, oracle.")],
+    host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 opens it to the network).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="ROADTHINK_API_KEY", help="Require 'Authorization: Bearer KEY'.")
+    ] = None,
+    train: Annotated[Path | None, typer.Option(help="Train split the blind model learns its prior from.")] = None,
+) -> None:
+    """Serve a model over an OpenAI-compatible API: /v1/models and /v1/chat/completions."""
+    import uvicorn
+
+    from roadthink.models.base import resolve_model
+    from roadthink.serve import create_app
+
+    the_model = resolve_model(model, train=train)
+    console.print(f"serving {model} at http://{host}:{port}/v1" + (" (API key required)" if api_key else ""))
+    uvicorn.run(create_app(the_model, model, api_key), host=host, port=port)
 
 
 @app.command()

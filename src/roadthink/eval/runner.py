@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 
 from roadthink import __version__
-from roadthink.errors import RoadthinkError
+from roadthink.errors import FatalModelError, RoadthinkError
 from roadthink.eval.bench import BadLine, Bench
 from roadthink.eval.metrics import CLEAN, aggregate, score
 from roadthink.eval.parsing import parse_answer, parse_facts
@@ -183,6 +183,8 @@ async def evaluate_one(model: Model, bench: Bench, sample: Sample, condition: st
     scene = _scene(bench.path / sample.scene) if sample.scene and (bench.path / sample.scene).is_file() else None
     try:
         completion = await model.generate(messages_for(sample, urls), sample=sample, scene=scene, seed=seed)
+    except FatalModelError:
+        raise  # no sample could pass: stop now (finished results are on disk)
     except Exception as e:  # a model failing is a result, not the end of the run
         reason = traceback.format_exception_only(e)[-1].strip().replace("\n", " ")
         return Result(**base, prediction="", error=f"model failed: {reason}", condition=condition, correct=False)

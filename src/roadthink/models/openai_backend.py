@@ -1,0 +1,357 @@
+"""``openai:<model>``: any server that speaks OpenAI's ``/v1/chat/completions`` (vLLM, SGLang,
+Ollama, llama.cpp, hosted APIs).
+
+Servers are flaky, so a request that fails in a way that may pass (429, 5xx, a timeout, a
+dropped connection, a body that is cut short, not JSON or malformed) is retried with
+exponential backoff and full jitter, honouring Retry-After; a request that cannot pass
+(401/403/404) raises :class:`FatalModelError` at once, so the run stops instead of failing
+every sample the same way. Replies are cached on disk by request, so a rerun costs nothing.
+The API key is sent, never written: it is absent from errors, results and the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import random
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import cv2
+import httpx
+import numpy as np
+
+from roadthink.errors import FatalModelError, RoadthinkError
+from roadthink.models.base import register
+from roadthink.models.types import Completion, Message, TextPart, ToolCall
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_CACHE_DIR = Path("~/.cache/roadthink/responses")
+FATAL_HINTS = {
+    401: "check OPENAI_API_KEY",
+    403: "check OPENAI_API_KEY and what it may access",
+    404: "check the base URL and the model name",
+}
+PASS_THROUGH = ("data:", "http://", "https://")
+SNIPPET = 200  # characters of a server's error body quoted in a message
+
+
+class ModelError(RoadthinkError):
+    """A request that failed for good: the runner records it against the sample and goes on."""
+
+
+class _Transient(Exception):
+    """A failure worth another try, with the server's requested wait when it gave one."""
+
+    def __init__(self, reason: str, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Full jitter (AWS's scheme): uniform in [0, min(cap, base·2^attempt)], so clients that
+    failed together do not retry together."""
+    return rng.uniform(0.0, min(cap, base * 2**attempt))
+
+
+def retry_after(value: str | None, now: datetime, cap: float) -> float | None:
+    """Seconds a Retry-After header asks to wait (delta-seconds or an HTTP date), at most
+    ``cap``; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - now).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), cap)
+
+
+def image_data_url(url: str, max_side: int) -> str:
+    """What the server is sent for an image: data: and http(s): URLs as they are; a file:
+    URL as a base64 data URL, scaled down (aspect kept) so its longer side is at most
+    ``max_side``. PNG and JPEG files that already fit are sent byte for byte."""
+    if url.startswith(PASS_THROUGH):
+        return url
+    if not url.startswith("file:"):
+        raise ValueError(f"image URL {url[:60]!r}: expected file:, data: or http(s):")
+    path = Path(url2pathname(urlparse(url).path))
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read image ({e.strerror})") from None
+    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: not an image")
+    jpeg = raw.startswith(b"\xff\xd8\xff")
+    height, width = image.shape[:2]
+    if max(height, width) > max_side or not (jpeg or raw.startswith(b"\x89PNG")):
+        scale = min(1.0, max_side / max(height, width))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1 else image
+        raw = cv2.imencode(".jpg" if jpeg else ".png", image, [cv2.IMWRITE_JPEG_QUALITY, 90] if jpeg else [])[1]
+    return f"data:image/{'jpeg' if jpeg else 'png'};base64,{base64.b64encode(raw).decode()}"
+
+
+def wire_message(message: Message, images: Mapping[str, str]) -> dict[str, Any]:
+    """``message`` in OpenAI's JSON shape, its image URLs replaced by ``images[url]``."""
+    out: dict[str, Any] = {"role": message.role}
+    if isinstance(message.content, str):
+        out["content"] = message.content
+    else:
+        out["content"] = [
+            {"type": "text", "text": p.text}
+            if isinstance(p, TextPart)
+            else {"type": "image_url", "image_url": _image_field(images[p.image_url.url], p.image_url.detail)}
+            for p in message.content
+        ]
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def _image_field(url: str, detail: str) -> dict[str, str]:
+    """``detail`` only when asked for: some servers reject fields they do not know."""
+    return {"url": url} if detail == "auto" else {"url": url, "detail": detail}
+
+
+def completion_from(data: dict[str, Any], latency_s: float) -> Completion:
+    """The first choice of a chat.completion object; content as a string or as text parts,
+    tool-call arguments as a string or (some servers) an object."""
+    message = data["choices"][0].get("message") or {}
+    content = message.get("content") or ""
+    if isinstance(content, list):
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    calls = [
+        ToolCall(
+            id=c.get("id") or f"call_{i}",
+            name=(c.get("function") or {}).get("name", ""),
+            arguments=_arguments((c.get("function") or {}).get("arguments", "")),
+        )
+        for i, c in enumerate(message.get("tool_calls") or [])
+    ]
+    usage = data.get("usage") or {}
+    return Completion(
+        text=content,
+        tool_calls=calls,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        latency_s=latency_s,
+        raw=data,
+    )
+
+
+def _arguments(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def cache_key(base_url: str, model: str, body: dict[str, Any]) -> str:
+    """The request's identity: the same body to the same model at the same server."""
+    text = json.dumps([base_url, model, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_cached(path: Path) -> Completion | None:
+    """A stored completion; a missing or corrupt file is a miss (and is overwritten later)."""
+    try:
+        return Completion.model_validate_json(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def write_cached(path: Path, completion: Completion) -> None:
+    """Atomic: a reader sees the old file or the whole new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(completion.model_dump_json())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class OpenAIModel:
+    """A model behind an OpenAI-compatible server. ``generate`` options ``temperature``,
+    ``max_tokens``, ``tools`` and ``tool_choice`` override the settings; others (the
+    runner's ``sample``, ``scene``, ``seed``) are ignored: a real model reads only messages."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        max_image_side: int = 1024,
+        cache: bool = True,
+        cache_dir: Path | str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        backoff: float = 0.5,
+        max_wait: float = 60.0,
+    ) -> None:
+        if not model:
+            raise RoadthinkError("openai: needs a model name, e.g. openai:gpt-4o-mini")
+        base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        if not base_url.startswith(("http://", "https://")):
+            raise RoadthinkError(f"openai:{model}: base URL {_public(base_url)!r} is not http(s)://")
+        self.name = f"openai:{model}"
+        self.model = model
+        self.base_url = base_url
+        self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or ""
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.max_image_side = max_image_side
+        self.cache_dir = Path(cache_dir or DEFAULT_CACHE_DIR).expanduser() if cache else None
+        self.defaults = {"temperature": temperature, "max_tokens": max_tokens}
+        self.backoff = backoff
+        self.max_wait = max_wait
+        self._rng = random.Random()
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+    def __repr__(self) -> str:
+        return f"OpenAIModel({self.model!r}, base_url={_public(self.base_url)!r})"
+
+    async def generate(self, messages: list[Message], **options: Any) -> Completion:
+        body = await self.request_body(messages, options)
+        path = self.cache_dir / f"{cache_key(self.base_url, self.model, body)}.json" if self.cache_dir else None
+        cached = read_cached(path) if path else None
+        if cached is not None:
+            return cached
+        completion = await self._post(body)
+        if path:
+            write_cached(path, completion)
+        return completion
+
+    async def request_body(self, messages: list[Message], options: Mapping[str, Any]) -> dict[str, Any]:
+        """The JSON sent: images encoded off the event loop, so other requests keep flowing."""
+        urls = {url for m in messages for url in m.images}
+        encoded = await asyncio.gather(*(asyncio.to_thread(image_data_url, u, self.max_image_side) for u in urls))
+        images = dict(zip(urls, encoded, strict=True))
+        body: dict[str, Any] = {"model": self.model, "messages": [wire_message(m, images) for m in messages]}
+        for key in ("temperature", "max_tokens", "tools", "tool_choice"):
+            value = options.get(key, self.defaults.get(key))
+            if value is not None:
+                body[key] = value
+        return body
+
+    async def _post(self, body: dict[str, Any]) -> Completion:
+        """Send ``body`` until it passes, a fatal answer comes, or the retries run out."""
+        reason = ""
+        for attempt in range(self.max_retries + 1):
+            wait = None
+            start = time.perf_counter()
+            try:
+                async with asyncio.timeout(self.timeout):
+                    response = await self._client().post(
+                        f"{self.base_url}/chat/completions", json=body, headers=self._headers()
+                    )
+                data = self._read(response)
+            except (TimeoutError, httpx.TimeoutException):
+                reason = f"no answer within {self.timeout:g} s"
+            except httpx.RequestError as e:
+                reason = f"connection failed ({type(e).__name__}: {e})"
+            except _Transient as e:
+                reason, wait = e.reason, e.wait
+            else:
+                try:
+                    return completion_from(data, time.perf_counter() - start)
+                except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+                    raise ModelError(self._where("a choice that is not a chat message")) from None
+            if attempt < self.max_retries:
+                await asyncio.sleep(
+                    wait if wait is not None else backoff_delay(attempt, self.backoff, self.max_wait, self._rng)
+                )
+        raise ModelError(self._where(f"{reason}; gave up after {self.max_retries + 1} attempts"))
+
+    def _read(self, response: httpx.Response) -> dict[str, Any]:
+        """The JSON of a good response; raises what a bad one means."""
+        status = f"{response.status_code} {response.reason_phrase}".strip()
+        if response.status_code == 429 or response.status_code >= 500:
+            raise _Transient(status, retry_after(response.headers.get("retry-after"), datetime.now(UTC), self.max_wait))
+        if response.status_code in FATAL_HINTS:
+            raise FatalModelError(self._where(f"{status} — {FATAL_HINTS[response.status_code]}"))
+        if response.status_code >= 400:
+            raise ModelError(self._where(f"{status}: {response.text[:SNIPPET]}"))
+        kind = response.headers.get("content-type", "")
+        if "json" not in kind:
+            raise _Transient(f"content type {kind or 'none'!r}, not JSON")
+        try:
+            data = response.json()
+        except ValueError:
+            raise _Transient("malformed JSON") from None
+        if not isinstance(data, dict):
+            raise _Transient("malformed JSON")
+        if not data.get("choices"):
+            error = data.get("error")
+            detail = f": {error.get('message', error) if isinstance(error, dict) else error}" if error else ""
+            raise ModelError(self._where(f"a response without choices{detail}"[:SNIPPET]))
+        return data
+
+    def _where(self, what: str) -> str:
+        """One line naming the model and server, with the key blanked wherever it was echoed."""
+        line = re.sub(r"\s+", " ", f"{self.name} at {_public(self.base_url)}: {what}")
+        return line.replace(self._api_key, "***") if self._api_key else line
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    def _client(self) -> httpx.AsyncClient:
+        """One connection pool per event loop: a pool is bound to the loop that opened it."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._clients:
+            self._clients = {k: v for k, v in self._clients.items() if not k.is_closed()}
+            limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+            self._clients[loop] = httpx.AsyncClient(timeout=self.timeout, limits=limits)
+        return self._clients[loop]
+
+
+def _public(url: str) -> str:
+    """``url`` without any user:password@ part."""
+    return re.sub(r"//[^/@]*@", "//", url)
+
+
+SETTINGS = (
+    "base_url",
+    "api_key",
+    "timeout",
+    "max_retries",
+    "max_image_side",
+    "cache",
+    "cache_dir",
+    "temperature",
+    "max_tokens",
+    "backoff",
+    "max_wait",
+)
+
+
+def _factory(argument: str, settings: dict[str, Any]) -> OpenAIModel:
+    """Settings meant for other backends (the CLI hands every model ``train``, ``seed``) and
+    those left unset (None) are ignored."""
+    return OpenAIModel(argument, **{k: v for k, v in settings.items() if k in SETTINGS and v is not None})
+
+
+register("openai", _factory)
