@@ -10,7 +10,7 @@ from roadthink.render import render_scene
 from roadthink.scene import GeneratorConfig, generate_scene
 from roadthink.scene.types import Agent, Category, Scene
 from roadthink.tasks import TASKS
-from roadthink.tasks.build import BENCH_SCENARIOS
+from roadthink.tasks.build import BENCH_CONFIG
 from roadthink.tasks.facts import CHECKERS, check_fact, check_steps
 from roadthink.tasks.lanes import ego_corridor, lane_shapes
 from roadthink.tasks.sample import Fact, Sample
@@ -28,7 +28,7 @@ NEW = ("position", "relative_position", "perspective", "lane", "nearest_in_lane"
 
 @pytest.fixture(scope="module")
 def scenes() -> list[Scene]:
-    config = GeneratorConfig(scenarios=BENCH_SCENARIOS)
+    config = GeneratorConfig(scenarios=BENCH_CONFIG.scenarios)
     return [render_scene(generate_scene(seed, config)).scene for seed in range(40)]
 
 

@@ -13,7 +13,6 @@ import pytest
 from conftest import SIZE
 from roadthink.errors import RoadthinkError
 from roadthink.models.rules import ANSWERS
-from roadthink.models.rules.common import content
 from roadthink.render import render_scene
 from roadthink.scene import generate_scene, load_scene
 from roadthink.tasks import TASKS, Sample, select_tasks
@@ -23,6 +22,13 @@ from roadthink.tasks.facts import check_steps
 
 def _scene(out: Path, row: dict):
     return load_scene(out / row["scene"])
+
+
+def content(row: dict):
+    """The answer as content: the text of the chosen option for choice questions."""
+    if row["choices"]:
+        return next(c[3:] for c in row["choices"] if c.startswith(f"{row['answer']}. "))
+    return row["answer"]
 
 
 def _content(row: dict) -> str:

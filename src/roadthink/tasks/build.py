@@ -51,7 +51,6 @@ BENCH_CONFIG = GeneratorConfig(
     ego_approach=(2.0, 30.0),
     ego_in_junction=0.3,
 )
-BENCH_SCENARIOS = BENCH_CONFIG.scenarios
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""What the recomputations share: who is seen, which agent a question names, answer content."""
+"""What the oracle's rules share: who is seen, and which agent a phrase of a question names."""
 
 from __future__ import annotations
 
@@ -6,13 +6,6 @@ import re
 
 VISIBLE = 0.25  # an agent counts as seen from this visible fraction on
 COLOURS = {"white", "black", "silver", "red", "blue", "green", "yellow", "orange", "brown", "grey"}
-
-
-def content(row: dict):
-    """The answer as content: the text of the chosen option for choice questions."""
-    if row["choices"]:
-        return next(c[3:] for c in row["choices"] if c.startswith(f"{row['answer']}. "))
-    return row["answer"]
 
 
 def front(scene, camera: str = "CAM_FRONT") -> list:
