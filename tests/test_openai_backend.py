@@ -175,14 +175,31 @@ def test_a_response_without_choices_is_one_line_and_not_retried(faults: Faults, 
     assert len(faults.arrivals) == 1
 
 
-def test_an_unreachable_server_fails_with_one_line() -> None:
+def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # free, and closed again below: nobody listens
+        return s.getsockname()[1]  # free, and closed again on return: nobody listens
+
+
+def test_an_unreachable_server_is_fatal_with_one_line() -> None:
+    """Nothing ever answered: no sample could pass, so the run should stop, not fail each one."""
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    with pytest.raises(FatalModelError) as caught:
+        ask(model(url, max_retries=2))
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"openai:fake at {url}: cannot reach the server")
+    assert "ConnectError" in message and "--base-url" in message
+
+
+def test_a_server_that_answered_once_and_then_went_away_fails_only_the_sample(faults: Faults, base_url: str) -> None:
+    faults.plan("ok")
+    m = model(base_url)
+    ask(m)
+    m.base_url = f"http://127.0.0.1:{_closed_port()}/v1"  # as if it had gone down
     with pytest.raises(ModelError) as caught:
-        ask(model(f"http://127.0.0.1:{port}/v1", max_retries=2))
-    assert "connection failed (ConnectError" in str(caught.value)
-    assert "gave up after 3 attempts" in str(caught.value)
+        ask(m)
+    assert not isinstance(caught.value, FatalModelError)
+    assert "gave up after" in str(caught.value)
 
 
 def test_native_tool_calls_are_parsed(faults: Faults, base_url: str) -> None:

@@ -230,6 +230,7 @@ class OpenAIModel:
         self.max_wait = max_wait
         self._rng = random.Random()
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._reached = False  # whether the server has ever answered, with anything
 
     def __repr__(self) -> str:
         return f"OpenAIModel({self.model!r}, base_url={_public(self.base_url)!r})"
@@ -259,7 +260,7 @@ class OpenAIModel:
 
     async def _post(self, body: dict[str, Any]) -> Completion:
         """Send ``body`` until it passes, a fatal answer comes, or the retries run out."""
-        reason = ""
+        reason, refused = "", True
         for attempt in range(self.max_retries + 1):
             wait = None
             start = time.perf_counter()
@@ -268,13 +269,16 @@ class OpenAIModel:
                     response = await self._client().post(
                         f"{self.base_url}/chat/completions", json=body, headers=self._headers()
                     )
+                self._reached = True
                 data = self._read(response)
             except (TimeoutError, httpx.TimeoutException):
-                reason = f"no answer within {self.timeout:g} s"
-            except httpx.RequestError as e:
+                reason, refused = f"no answer within {self.timeout:g} s", False
+            except httpx.ConnectError as e:
                 reason = f"connection failed ({type(e).__name__}: {e})"
+            except httpx.RequestError as e:
+                reason, refused = f"connection failed ({type(e).__name__}: {e})", False
             except _Transient as e:
-                reason, wait = e.reason, e.wait
+                reason, wait, refused = e.reason, e.wait, False
             else:
                 try:
                     return completion_from(data, time.perf_counter() - start)
@@ -284,6 +288,8 @@ class OpenAIModel:
                 await asyncio.sleep(
                     wait if wait is not None else backoff_delay(attempt, self.backoff, self.max_wait, self._rng)
                 )
+        if refused and not self._reached:  # nothing listens there: no sample could pass
+            raise FatalModelError(self._where(f"cannot reach the server: {reason}; check --base-url"))
         raise ModelError(self._where(f"{reason}; gave up after {self.max_retries + 1} attempts"))
 
     def _read(self, response: httpx.Response) -> dict[str, Any]:
