@@ -207,7 +207,8 @@ def bench_show(
 
     from roadthink.render import save_image
     from roadthink.tasks.build import load_rows
-    from roadthink.tasks.preview import OPEN, answer_text, pick, preview
+    from roadthink.tasks.preview import OPEN, pick, preview
+    from roadthink.tasks.registry import option_text
 
     rows = load_rows(bench)
     names = _names(tasks)
@@ -216,7 +217,7 @@ def bench_show(
     by_task: dict[str, Counter[str]] = {}
     for r in rows:
         shown = (
-            answer_text(r)[3:]
+            option_text(r["choices"], r["answer"])
             if r.get("choices")
             else r["answer_type"]
             if r["answer_type"] in OPEN

@@ -27,7 +27,7 @@ import numpy as np
 from roadthink.errors import RoadthinkError
 from roadthink.eval.bench import Bench, load_bench
 from roadthink.eval.metrics import CLEAN, HORIZONS
-from roadthink.eval.result import Result
+from roadthink.eval.result import Result, finished_results
 from roadthink.render.raster import SHIFT, fixed
 from roadthink.scene.io import load_scene, write_atomic
 from roadthink.scene.types import FUTURE_STEPS
@@ -96,20 +96,11 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _read_results(run: Path) -> list[Result]:
     """RUN/samples.jsonl, read without touching it (unlike the runner's reader, which trims a
-    torn line before it appends): a run still writing may have an unfinished last line, which
-    is left out."""
+    torn line before it appends): a run still writing may have an unfinished last line."""
     path = run / "samples.jsonl"
     if not path.is_file():
         raise RoadthinkError(f"{path}: missing; is {run} a `roadthink eval` run?")
-    text = path.read_text(errors="replace")
-    finished = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
-    results = []
-    for number, line in enumerate(finished.splitlines(), 1):
-        try:
-            results.append(Result.model_validate_json(line))
-        except ValueError:
-            raise RoadthinkError(f"{path}:{number}: not a result line") from None
-    return results
+    return finished_results(path)[0]
 
 
 def _bench(run: Run) -> tuple[Bench | None, str | None]:

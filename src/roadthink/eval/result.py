@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from roadthink.errors import RoadthinkError
 
 
 class Parsed(BaseModel):
@@ -56,3 +59,18 @@ class Result(BaseModel):
     completion_tokens: int = 0
     condition: str = "clean"  # "clean", "<corruption>:<severity>" or "text_only"
     trace: list[dict[str, Any]] | None = None  # the agent's messages, when there is an agent
+
+
+def finished_results(path: Path) -> tuple[list[Result], int]:
+    """The finished lines of RUN/samples.jsonl and how many bytes they take: a torn last line
+    (a run still writing, or killed mid-write) is left out; any other line that is not a
+    result is an error naming file and line."""
+    raw = path.read_bytes()
+    finished = raw[: raw.rfind(b"\n") + 1]
+    results = []
+    for number, line in enumerate(finished.decode(errors="replace").splitlines(), 1):
+        try:
+            results.append(Result.model_validate_json(line))
+        except ValueError:
+            raise RoadthinkError(f"{path}:{number}: not a result line") from None
+    return results, len(finished)

@@ -30,7 +30,7 @@ from roadthink.eval.metrics import CLEAN, aggregate, score
 from roadthink.eval.parsing import parse_answer, parse_facts
 from roadthink.eval.prompt import messages_for
 from roadthink.eval.report import seen_image, write_report
-from roadthink.eval.result import Parsed, Result
+from roadthink.eval.result import Parsed, Result, finished_results
 from roadthink.models.base import Model
 from roadthink.parallel import progress_bar
 from roadthink.render import save_png
@@ -114,17 +114,10 @@ def read_results(path: Path) -> list[Result]:
     dropped from the file, so the next append starts on a clean line."""
     if not path.is_file():
         return []
-    raw = path.read_bytes()
-    keep = raw if raw.endswith(b"\n") or not raw else raw[: raw.rfind(b"\n") + 1]
-    if keep != raw:
+    results, size = finished_results(path)
+    if size < path.stat().st_size:
         with path.open("r+b") as f:
-            f.truncate(len(keep))
-    results = []
-    for number, line in enumerate(keep.decode().splitlines(), 1):
-        try:
-            results.append(Result.model_validate_json(line))
-        except ValueError:
-            raise RoadthinkError(f"{path}:{number}: not a result line; move the run folder aside") from None
+            f.truncate(size)
     return results
 
 

@@ -26,7 +26,7 @@ from roadthink.models.base import register
 from roadthink.models.types import Completion, Message
 from roadthink.tasks.build import load_rows
 from roadthink.tasks.planning import META_ACTIONS
-from roadthink.tasks.registry import TASKS
+from roadthink.tasks.registry import TASKS, option_text
 from roadthink.tasks.sample import AnswerType, Sample
 
 DEFAULT_IMAGE = (640, 360)
@@ -114,7 +114,7 @@ class BlindModel:
         if row["answer_type"] in (AnswerType.BOX, AnswerType.WAYPOINTS):
             self.open_answers[task].append(answer)
             return
-        content = _option_text(row["choices"], answer) if row.get("choices") else str(answer)
+        content = option_text(row["choices"], answer) if row.get("choices") else str(answer)
         self.by_question[(task, row["question"])][content] += 1
         self.by_task[task][content] += 1
         for option in row.get("choices") or []:
@@ -148,10 +148,6 @@ class BlindModel:
             return RandomModel.answer(sample, np.random.default_rng(0))
         best = prior.most_common(1)[0][0]
         return int(best) if sample.answer_type is AnswerType.NUMBER else best
-
-
-def _option_text(choices: list[str], letter: str) -> str:
-    return next((c[3:] for c in choices if c.startswith(f"{letter}. ")), letter)
 
 
 def _random(argument: str, settings: dict[str, Any]) -> RandomModel:

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from roadthink.errors import RoadthinkError
+from roadthink.tasks.registry import option_text
 
 CARD_WIDTH = 560
 IMAGE_HEIGHT = 170
@@ -40,7 +41,9 @@ def pick(rows: list[dict], per_task: int = 1) -> list[dict]:
 def answer_text(row: dict) -> str:
     """The answer as a person reads it: the option's text for choice questions."""
     if row.get("choices"):
-        return next((c for c in row["choices"] if c.startswith(f"{row['answer']}. ")), str(row["answer"]))
+        letter = str(row["answer"])
+        text = option_text(row["choices"], letter)
+        return f"{letter}. {text}" if text != letter else letter
     return json.dumps(row["answer"]) if isinstance(row["answer"], list) else str(row["answer"])
 
 

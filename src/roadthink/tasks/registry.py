@@ -165,3 +165,9 @@ def answer_at(sample: Sample, position: int) -> Sample:
     texts[current], texts[position] = texts[position], texts[current]
     choices = [f"{letter}. {text}" for letter, text in zip(letters, texts, strict=True)]
     return sample.model_copy(update={"choices": choices, "answer": letters[position]})
+
+
+def option_text(choices: list[str], letter: str) -> str:
+    """The text of option ``letter`` ("left" for "B" among "A. right", "B. left"); the letter
+    itself when no option has it."""
+    return next((c[3:] for c in choices if c.startswith(f"{letter}. ")), letter)
