@@ -49,6 +49,7 @@ class Arrival:
     at: float  # time.perf_counter() on arrival
     body: dict[str, Any]
     authorization: str | None
+    port: int  # the client's end of the connection it came on
 
 
 @dataclass
@@ -122,7 +123,8 @@ def make_app(faults: Faults) -> FastAPI:
         body = await request.json()
         fault = faults.script.popleft() if faults.script else "ok"
         authorization = request.headers.get("authorization")
-        faults.arrivals.append(Arrival(fault, time.perf_counter(), body, authorization))
+        port = request.client.port if request.client else 0
+        faults.arrivals.append(Arrival(fault, time.perf_counter(), body, authorization, port))
         name, _, argument = fault.partition(":")
         if name == "slow":
             await asyncio.sleep(float(argument))

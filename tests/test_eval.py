@@ -21,6 +21,8 @@ from roadthink.errors import RoadthinkError
 from roadthink.eval.bench import load_bench
 from roadthink.eval.runner import RunConfig, conditions_for, read_results, run
 from roadthink.models.base import resolve_model
+from roadthink.models.baselines import RandomModel
+from roadthink.models.types import Completion
 from roadthink.tasks import TASKS
 
 
@@ -171,3 +173,37 @@ def test_corrupted_and_text_only_images_are_what_the_model_sees(splits, tmp_path
     original = bench / "images" / fogged[0].parent.name / fogged[0].name
     assert cv2.imread(str(fogged[0])).std() < cv2.imread(str(original)).std()  # fog washes contrast out
     assert {r.condition for r in read_results(tmp_path / "samples.jsonl")} == {"fog:5", "text_only"}
+
+
+class SceneSpy(RandomModel):
+    """A random model that notes the scene each call is handed, and may state a fact."""
+
+    def __init__(self, reads_scene: bool, fact: str = "") -> None:
+        super().__init__()
+        self.reads_scene = reads_scene
+        self.fact = fact
+        self.scenes: list[object] = []
+
+    async def generate(self, messages, **options):
+        self.scenes.append(options.get("scene"))
+        completion = await super().generate(messages, **options)
+        return Completion(text=f"{self.fact}{completion.text}")
+
+
+def _spy_run(model: SceneSpy, bench: Path, out: Path) -> list:
+    config = RunConfig("random", bench, ["clean"], tasks=["waypoints", "color"])
+    asyncio.run(run(model, load_bench(bench), out, config, False))
+    return read_results(out / "samples.jsonl")
+
+
+def test_scenes_are_read_for_models_that_read_them_and_for_the_scoring_that_needs_them(splits, tmp_path):
+    bench = splits["test"][0]
+    reader = SceneSpy(reads_scene=True)
+    _spy_run(reader, bench, tmp_path / "reader")
+    assert reader.scenes and all(scene is not None for scene in reader.scenes)
+    blind = SceneSpy(reads_scene=False, fact='<facts>[{"type": "color", "agent": "a1", "value": "red"}]</facts>\n')
+    results = _spy_run(blind, bench, tmp_path / "blind")
+    assert blind.scenes and all(scene is None for scene in blind.scenes)  # a VLM is never handed one
+    assert results and all(r.error is None and r.details["facts_stated"] == 1 for r in results)  # facts checked
+    plans = [r for r in results if r.answer_type == "waypoints"]
+    assert plans and all("collision_3s" in r.details for r in plans)  # collisions need the scene

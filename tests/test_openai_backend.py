@@ -258,6 +258,34 @@ def test_a_file_that_is_not_an_image_is_a_one_line_value_error(faults: Faults, b
     assert faults.arrivals == []
 
 
+def test_a_torn_png_is_decoded_not_sent_as_it_is(faults: Faults, base_url: str, tmp_path) -> None:
+    whole = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (60, 80, 3), np.uint8))[1].tobytes()
+    torn = tmp_path / "torn.png"
+    torn.write_bytes(whole[:-5])  # its header says it fits; its last chunk is cut short
+    with pytest.raises(ValueError, match=rf"^{torn}: not an image$"):
+        ask(model(base_url), _look(torn.as_uri()))
+    assert faults.arrivals == []
+
+
+def test_an_image_file_rewritten_between_requests_is_read_again(faults: Faults, base_url: str, tmp_path) -> None:
+    frame = tmp_path / "frame.png"
+    for side in (30, 40):
+        cv2.imwrite(str(frame), np.full((side, side, 3), side, np.uint8))
+        ask(model(base_url), _look(frame.as_uri()))
+        assert _decode(_sent_images(faults)[0]).shape[:2] == (side, side)
+
+
+def test_requests_in_flight_hold_one_connection_each_and_later_ones_reuse_them(faults: Faults, base_url: str) -> None:
+    m = model(base_url)
+
+    async def three_rounds_of_four() -> None:
+        for _ in range(3):
+            await asyncio.gather(*(m.generate(QUESTION) for _ in range(4)))
+
+    asyncio.run(three_rounds_of_four())
+    assert len(faults.arrivals) == 12 and len({a.port for a in faults.arrivals}) == 4
+
+
 # --- cache ----------------------------------------------------------------------------------
 
 

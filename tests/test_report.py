@@ -164,6 +164,11 @@ def test_one_card_per_selected_sample_with_escaped_text(report):
     assert "no box in the reply" in html
 
 
+def test_a_bench_the_caller_has_loaded_gives_the_same_page(report, bench, tmp_path):
+    folder, html = report
+    assert write_report(folder, tmp_path / "given.html", bench=load_bench(bench)).read_text() == html
+
+
 def test_cards_show_the_worst_first(bench):
     results = _results(bench)
     ids = {r.task: [x.id for x in results if x.task == r.task] for r in results}

@@ -18,7 +18,8 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def progress_bar(transient: bool = False) -> Progress:
+def progress_bar(transient: bool = False, shown: bool = True) -> Progress:
+    """The bar of long work; ``shown=False`` (library callers, benchmarks) costs nothing."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -28,6 +29,7 @@ def progress_bar(transient: bool = False) -> Progress:
         TextColumn("eta"),
         TimeRemainingColumn(),
         transient=transient,
+        disable=not shown,
     )
 
 

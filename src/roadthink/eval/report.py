@@ -15,6 +15,7 @@ import base64
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from html import escape
@@ -28,6 +29,7 @@ from roadthink.errors import RoadthinkError
 from roadthink.eval.bench import Bench, load_bench
 from roadthink.eval.metrics import CLEAN, HORIZONS
 from roadthink.eval.result import Result, finished_results
+from roadthink.parallel import default_workers
 from roadthink.render.raster import SHIFT, fixed
 from roadthink.scene.io import load_scene, write_atomic
 from roadthink.scene.types import FUTURE_STEPS
@@ -615,16 +617,17 @@ def _details(summary: str, text: str, opened: bool = False) -> str:
     return f"<details{' open' if opened else ''}><summary>{summary}</summary><pre>{escape(_clip(text))}</pre></details>"
 
 
-def cards(run: Run, per_task: int = CARDS_PER_TASK) -> str:
-    """The sample cards of a run, with the bench's questions and images when it can be read."""
-    bench, problem = _bench(run)
+def cards(run: Run, per_task: int = CARDS_PER_TASK, bench: Bench | None = None) -> str:
+    """The sample cards of a run, with the bench's questions and images when it can be read
+    (``bench``: the split config.json names, when the caller has it loaded already)."""
+    bench, problem = (bench, None) if bench is not None else _bench(run)
     samples = {s.id: s for s in bench.samples} if bench else {}
     note = f"<p class=note>Bench unavailable ({escape(problem)}): cards without images.</p>" if problem else ""
     chosen = pick_cards(run.results, per_task)
     thumb = cache(thumbnail)  # cards of one scene share frames: each is read and encoded once
-    return (
-        note + '<div class="cards">' + "".join(card(run, bench, samples.get(r.id), r, thumb) for r in chosen) + "</div>"
-    )
+    with ThreadPoolExecutor(default_workers()) as pool:  # decoding and encoding images let go of the GIL
+        shown = pool.map(lambda r: card(run, bench, samples.get(r.id), r, thumb), chosen)
+        return note + '<div class="cards">' + "".join(shown) + "</div>"
 
 
 # --- pages --------------------------------------------------------------------------------
@@ -671,8 +674,8 @@ def _page(title: str, subtitle: str, sections: list[str]) -> str:
     )
 
 
-def render_report(run: Run) -> str:
-    """The HTML page of one run."""
+def render_report(run: Run, bench: Bench | None = None) -> str:
+    """The HTML page of one run (``bench`` as for :func:`cards`)."""
     m = run.metrics
     overall = m.get("overall", {})
     families = sorted(m.get("by_family", {}))
@@ -700,7 +703,7 @@ def render_report(run: Run) -> str:
         + _section("Most common errors", error_table(overall.get("errors", {}).get("top", [])))
         + "</div>"
     )
-    sections.append(_section(f"Samples (up to {CARDS_PER_TASK} per task, wrong ones first)", cards(run)))
+    sections.append(_section(f"Samples (up to {CARDS_PER_TASK} per task, wrong ones first)", cards(run, bench=bench)))
     return _page(f"roadthink report: {run.label}", _provenance(run.config), sections)
 
 
@@ -750,9 +753,11 @@ def _write(path: Path, page: str) -> Path:
     return path
 
 
-def write_report(run: Path, out: Path | None = None) -> Path:
-    """Write the report of the run in ``run`` (default RUN/report.html); returns its path."""
-    return _write(out or run / REPORT, render_report(load_run(run)))
+def write_report(run: Path, out: Path | None = None, bench: Bench | None = None) -> Path:
+    """Write the report of the run in ``run`` (default RUN/report.html); returns its path.
+    ``bench``: the split config.json names, when the caller has it loaded (reading it again
+    would cost more than the rest of the page)."""
+    return _write(out or run / REPORT, render_report(load_run(run), bench))
 
 
 def write_comparison(runs: list[Path], out: Path) -> Path:

@@ -31,7 +31,7 @@ from roadthink.eval.parsing import parse_answer, parse_facts
 from roadthink.eval.prompt import messages_for
 from roadthink.eval.report import seen_image, write_report
 from roadthink.eval.result import Parsed, Result, finished_results
-from roadthink.models.base import Model
+from roadthink.models.base import Model, reads_scene
 from roadthink.parallel import progress_bar
 from roadthink.render import save_png
 from roadthink.render.corrupt import CORRUPTIONS, DEFAULT_SEVERITY, corrupt, parse_corruption, text_only
@@ -135,8 +135,14 @@ def _check_same_run(out: Path, record: dict[str, Any]) -> None:
 
 
 @lru_cache(maxsize=64)
-def _scene(path: Path) -> Scene:
+def _load_scene(path: Path) -> Scene:
     return load_scene(path)
+
+
+def _scene(bench: Bench, sample: Sample) -> Scene | None:
+    """The sample's ground-truth scene; None when it has no scene file."""
+    path = bench.path / sample.scene if sample.scene else None
+    return _load_scene(path) if path is not None and path.is_file() else None
 
 
 def _image_urls(bench: Bench, sample: Sample, condition: str, out: Path, seed: int) -> list[str]:
@@ -173,7 +179,7 @@ async def evaluate_one(model: Model, bench: Bench, sample: Sample, condition: st
         urls = _image_urls(bench, sample, condition, out, seed)
     except ValueError as e:
         return Result(**base, prediction="", error=str(e), condition=condition, correct=False)
-    scene = _scene(bench.path / sample.scene) if sample.scene and (bench.path / sample.scene).is_file() else None
+    scene = _scene(bench, sample) if reads_scene(model) else None  # parsing one costs more than a request
     try:
         completion = await model.generate(messages_for(sample, urls), sample=sample, scene=scene, seed=seed)
     except FatalModelError:
@@ -183,9 +189,10 @@ async def evaluate_one(model: Model, bench: Bench, sample: Sample, condition: st
         return Result(**base, prediction="", error=f"model failed: {reason}", condition=condition, correct=False)
     parsed: Parsed = parse_answer(completion.text, sample.answer_type, sample.choices)
     facts = parse_facts(completion.text)
-    needs_scene = sample.answer_type is AnswerType.WAYPOINTS or facts
+    if scene is None and (sample.answer_type is AnswerType.WAYPOINTS or facts):  # scoring needs it
+        scene = _scene(bench, sample)
     try:
-        scored = score(sample, parsed, scene if needs_scene else None, facts or None)
+        scored = score(sample, parsed, scene, facts or None)
     except ValueError as e:  # e.g. a trajectory question whose scene file is missing
         return Result(**base, prediction=completion.text, error=f"not scored: {e}", condition=condition, correct=False)
     return Result(
@@ -229,7 +236,7 @@ async def run(model: Model, bench: Bench, out: Path, config: RunConfig, show_pro
     done = {(r.id, r.condition) for r in read_results(path)}
     todo = [(s, c) for c in config.conditions for s in samples if (s.id, c) not in done]
     broken = [(b, c) for c in config.conditions for b in bad if (b.id, c) not in done]
-    with path.open("a") as sink, progress_bar(transient=not show_progress) as bar:
+    with path.open("a") as sink, progress_bar(shown=show_progress) as bar:
         task = bar.add_task(f"{model.name}", total=len(todo) + len(broken), rate="")
         tally = _Tally()
 
@@ -241,16 +248,22 @@ async def run(model: Model, bench: Bench, out: Path, config: RunConfig, show_pro
 
         for b, c in broken:
             keep(_bad_line_result(b, c))
-        limit = asyncio.Semaphore(max(1, config.concurrency))
+        queue = iter(todo)
 
-        async def one(sample: Sample, condition: str) -> None:
-            async with limit:
+        async def worker() -> None:  # a few workers drawing from one queue: no task waits per sample
+            for sample, condition in queue:
                 keep(await evaluate_one(model, bench, sample, condition, out, config.seed))
 
-        await asyncio.gather(*(one(s, c) for s, c in todo))
-    metrics = aggregate(read_results(path))
+        await asyncio.gather(*(worker() for _ in range(max(1, config.concurrency))))
+    return summarize(out, bench)
+
+
+def summarize(out: Path, bench: Bench) -> dict[str, Any]:
+    """RUN/metrics.json and RUN/report.html from the results RUN/samples.jsonl holds;
+    returns the metrics."""
+    metrics = aggregate(read_results(out / "samples.jsonl"))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    write_report(out)
+    write_report(out, bench=bench)
     return metrics
 
 

@@ -3,7 +3,9 @@
 Every backend answers ``await model.generate(messages, **options)`` with a Completion.
 Options a backend does not use are ignored, which is how the evaluation runner can hand
 every model the same call: baselines read ``sample`` (the benchmark Sample being asked)
-and ``scene``; a real VLM reads only the messages.
+and ``scene``; a real VLM reads only the messages. A model that reads ``scene`` says so with
+``reads_scene = True``, so the runner loads scene files only for such models (and for the
+replies whose scoring needs them).
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ class Model(Protocol):
     name: str
 
     async def generate(self, messages: list[Message], **options: Any) -> Completion: ...
+
+
+def reads_scene(model: Model) -> bool:
+    """Whether ``model`` reads ``generate(..., scene=)``; models that do not say are taken not to."""
+    return bool(getattr(model, "reads_scene", False))
 
 
 Factory = Callable[[str, dict[str, Any]], Model]  # (argument after "name:", settings) -> model

@@ -14,15 +14,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import json
 import os
 import random
 import re
+import ssl
 import tempfile
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -31,6 +34,8 @@ from urllib.request import url2pathname
 import cv2
 import httpx
 import numpy as np
+import pydantic_core
+from PIL import Image
 
 from roadthink.errors import FatalModelError, RoadthinkError
 from roadthink.models.base import register
@@ -81,30 +86,74 @@ def retry_after(value: str | None, now: datetime, cap: float) -> float | None:
     return min(max(seconds, 0.0), cap)
 
 
-def image_data_url(url: str, max_side: int) -> str:
+async def image_data_url(url: str, max_side: int) -> str:
     """What the server is sent for an image: data: and http(s): URLs as they are; a file:
     URL as a base64 data URL, scaled down (aspect kept) so its longer side is at most
-    ``max_side``. PNG and JPEG files that already fit are sent byte for byte."""
-    if url.startswith(PASS_THROUGH):
+    ``max_side``. PNG and JPEG files that already fit are sent byte for byte. Decoding and
+    scaling (milliseconds to tens of them) run in a thread, so other requests keep flowing;
+    the rest runs at once, being cheaper than a thread's hand-off."""
+    key = image_key(url, max_side)
+    if key is None:
         return url
+    return _as_is(*key) or await asyncio.to_thread(_scaled, *key)
+
+
+def image_key(url: str, max_side: int) -> tuple[Path, int, int, int] | None:
+    """What an encoded image is cached under: the file a file: URL names, its size and mtime
+    (which tell a rewritten file) and ``max_side``; None for data: and http(s): URLs."""
+    if url.startswith(PASS_THROUGH):
+        return None
     if not url.startswith("file:"):
         raise ValueError(f"image URL {url[:60]!r}: expected file:, data: or http(s):")
     path = Path(url2pathname(urlparse(url).path))
     try:
-        raw = path.read_bytes()
+        stat = path.stat()
     except OSError as e:
         raise ValueError(f"{path}: cannot read image ({e.strerror})") from None
+    return path, stat.st_size, stat.st_mtime_ns, max_side
+
+
+@lru_cache(maxsize=32)  # one scene's images go with several of its samples
+def _as_is(path: Path, size: int, mtime_ns: int, max_side: int) -> str | None:
+    """The data URL of a whole PNG or JPEG whose longer side is at most ``max_side``, its bytes
+    as they are; None for any other file. Read from the header (and a PNG's chunk checksums,
+    so a torn file is not sent) without decoding a pixel: decoding costs a hundred times more."""
+    raw = _read(path)
+    try:
+        with Image.open(io.BytesIO(raw), formats=("PNG", "JPEG")) as image:
+            kind, fits = image.format.lower(), max(image.size) <= max_side
+            image.verify()
+    except Exception:  # PIL raises OSError, SyntaxError, struct.error… on bad bytes: _scaled judges those
+        return None
+    return _data_url(raw, kind) if fits else None
+
+
+@lru_cache(maxsize=32)
+def _scaled(path: Path, size: int, mtime_ns: int, max_side: int) -> str:
+    """The image decoded, scaled down to fit and encoded again: a JPEG as JPEG, else as PNG."""
+    raw = _read(path)
     image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{path}: not an image")
-    jpeg = raw.startswith(b"\xff\xd8\xff")
     height, width = image.shape[:2]
-    if max(height, width) > max_side or not (jpeg or raw.startswith(b"\x89PNG")):
-        scale = min(1.0, max_side / max(height, width))
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1 else image
-        raw = cv2.imencode(".jpg" if jpeg else ".png", image, [cv2.IMWRITE_JPEG_QUALITY, 90] if jpeg else [])[1]
-    return f"data:image/{'jpeg' if jpeg else 'png'};base64,{base64.b64encode(raw).decode()}"
+    scale = min(1.0, max_side / max(height, width))
+    if scale < 1:
+        target = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
+    kind = "jpeg" if raw.startswith(b"\xff\xd8\xff") else "png"
+    encoded = cv2.imencode(f".{kind}", image, [cv2.IMWRITE_JPEG_QUALITY, 90] if kind == "jpeg" else [])[1]
+    return _data_url(encoded.tobytes(), kind)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read image ({e.strerror})") from None
+
+
+def _data_url(raw: bytes, kind: str) -> str:
+    return f"data:image/{kind};base64,{base64.b64encode(raw).decode()}"
 
 
 def wire_message(message: Message, images: Mapping[str, str]) -> dict[str, Any]:
@@ -229,7 +278,7 @@ class OpenAIModel:
         self.backoff = backoff
         self.max_wait = max_wait
         self._rng = random.Random()
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._idle: dict[asyncio.AbstractEventLoop, list[httpx.AsyncClient]] = {}
         self._reached = False  # whether the server has ever answered, with anything
 
     def __repr__(self) -> str:
@@ -247,10 +296,9 @@ class OpenAIModel:
         return completion
 
     async def request_body(self, messages: list[Message], options: Mapping[str, Any]) -> dict[str, Any]:
-        """The JSON sent: images encoded off the event loop, so other requests keep flowing."""
+        """The JSON sent, its images encoded (see :func:`image_data_url`)."""
         urls = {url for m in messages for url in m.images}
-        encoded = await asyncio.gather(*(asyncio.to_thread(image_data_url, u, self.max_image_side) for u in urls))
-        images = dict(zip(urls, encoded, strict=True))
+        images = {url: await image_data_url(url, self.max_image_side) for url in urls}
         body: dict[str, Any] = {"model": self.model, "messages": [wire_message(m, images) for m in messages]}
         for key in ("temperature", "max_tokens", "tools", "tool_choice"):
             value = options.get(key, self.defaults.get(key))
@@ -261,17 +309,18 @@ class OpenAIModel:
     async def _post(self, body: dict[str, Any]) -> Completion:
         """Send ``body`` until it passes, a fatal answer comes, or the retries run out."""
         reason, refused = "", True
+        content = pydantic_core.to_json(body)  # a fifth of json.dumps's time on bodies of base64 images
         for attempt in range(self.max_retries + 1):
             wait = None
             start = time.perf_counter()
+            idle = self._idle_clients()
+            client = idle.pop() if idle else self._new_client()
             try:
                 async with asyncio.timeout(self.timeout):
-                    response = await self._client().post(
-                        f"{self.base_url}/chat/completions", json=body, headers=self._headers()
-                    )
+                    response = await client.post(f"{self.base_url}/chat/completions", content=content)
                 self._reached = True
                 data = self._read(response)
-            except (TimeoutError, httpx.TimeoutException):
+            except TimeoutError:
                 reason, refused = f"no answer within {self.timeout:g} s", False
             except httpx.ConnectError as e:
                 reason = f"connection failed ({type(e).__name__}: {e})"
@@ -284,6 +333,8 @@ class OpenAIModel:
                     return completion_from(data, time.perf_counter() - start)
                 except (KeyError, IndexError, TypeError, AttributeError, ValueError):
                     raise ModelError(self._where("a choice that is not a chat message")) from None
+            finally:
+                idle.append(client)
             if attempt < self.max_retries:
                 await asyncio.sleep(
                     wait if wait is not None else backoff_delay(attempt, self.backoff, self.max_wait, self._rng)
@@ -324,14 +375,29 @@ class OpenAIModel:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
 
-    def _client(self) -> httpx.AsyncClient:
-        """One connection pool per event loop: a pool is bound to the loop that opened it."""
+    def _idle_clients(self) -> list[httpx.AsyncClient]:
+        """This event loop's idle clients (a client is bound to the loop that opened it)."""
         loop = asyncio.get_running_loop()
-        if loop not in self._clients:
-            self._clients = {k: v for k, v in self._clients.items() if not k.is_closed()}
-            limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-            self._clients[loop] = httpx.AsyncClient(timeout=self.timeout, limits=limits)
-        return self._clients[loop]
+        if loop not in self._idle:
+            self._idle = {k: v for k, v in self._idle.items() if not k.is_closed()}
+            self._idle[loop] = []
+        return self._idle[loop]
+
+    def _new_client(self) -> httpx.AsyncClient:
+        """A client of one connection, used by one request at a time: httpx's pool looks over
+        all its connections on every request (encode/httpcore#1035), which at 16 in flight
+        costs more than the request itself. No httpx timeouts: ``_post`` sets one deadline."""
+        headers = {"Content-Type": "application/json", **self._headers()}
+        return httpx.AsyncClient(
+            headers=headers, timeout=None, limits=httpx.Limits(max_connections=1), verify=_ssl_context()
+        )
+
+
+@cache
+def _ssl_context() -> ssl.SSLContext:
+    """httpx's default context, made once: loading the CA certificates costs ~50 ms, which
+    every run (a new event loop, so a new client) would pay again."""
+    return httpx.create_ssl_context()
 
 
 def _public(url: str) -> str:

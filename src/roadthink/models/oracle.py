@@ -26,6 +26,7 @@ from roadthink.tasks.sample import Sample, Step
 
 class OracleModel:
     name = "oracle"
+    reads_scene = True
 
     async def generate(self, messages: list[Message], **options: Any) -> Completion:
         start = time.perf_counter()
