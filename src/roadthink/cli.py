@@ -20,8 +20,18 @@ scenes_app = typer.Typer(help="Generate and inspect driving scenes.", no_args_is
 app.add_typer(scenes_app, name="scenes")
 bench_app = typer.Typer(help="Build benchmark splits of questions with exact answers.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+models_app = typer.Typer(help="Build models roadthink makes itself.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 console = Console()
 err_console = Console(stderr=True)
+
+# Model settings shared by `eval` and `serve`; each backend takes the ones it knows.
+MaxTokens = Annotated[int | None, typer.Option(help="Longest reply, in tokens (hf: default 256).")]
+Temperature = Annotated[float | None, typer.Option(help="Sampling temperature (hf: 0 or unset decodes greedily).")]
+Device = Annotated[str | None, typer.Option(help="hf: cuda, mps, cpu or auto (the first this machine has).")]
+Dtype = Annotated[str | None, typer.Option(help="hf: auto, float32, bfloat16 or float16.")]
+BatchSize = Annotated[int | None, typer.Option(help="hf: requests answered together (default 8).")]
+Threads = Annotated[int | None, typer.Option(help="hf: torch CPU threads (default: torch's).")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -238,7 +248,7 @@ def bench_show(
 @app.command("eval")
 @reports_errors
 def eval_(
-    model: Annotated[str, typer.Option(help="Model string: random, blind, oracle, hf:<path>, openai:<model>.")],
+    model: Annotated[str, typer.Option(help="Model string: random, blind, oracle, hf:<path-or-id>, openai:<model>.")],
     bench: Annotated[Path, typer.Option(help="A built split (roadthink bench build).")],
     out: Annotated[Path, typer.Option(help="Run folder: samples.jsonl, metrics.json, config.json.")],
     limit: Annotated[int | None, typer.Option(help="Only the first N samples.")] = None,
@@ -256,6 +266,12 @@ def eval_(
     timeout: Annotated[float | None, typer.Option(help="openai: seconds per request.")] = None,
     max_retries: Annotated[int | None, typer.Option(help="openai: tries after the first on 429/5xx/timeouts.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="openai: do not reuse cached responses.")] = False,
+    max_tokens: MaxTokens = None,
+    temperature: Temperature = None,
+    device: Device = None,
+    dtype: Dtype = None,
+    batch_size: BatchSize = None,
+    threads: Threads = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue a run in --out (runs always resume what they find).")
     ] = False,
@@ -277,6 +293,12 @@ def eval_(
         timeout=timeout,
         max_retries=max_retries,
         cache=False if no_cache else None,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+        threads=threads,
     )
     split = load_bench(bench)
     config = RunConfig(model, bench, conditions_for(corruption, text_only), limit, _names(tasks), concurrency, seed)
@@ -340,6 +362,12 @@ def serve(
         str | None, typer.Option(envvar="ROADTHINK_API_KEY", help="Require 'Authorization: Bearer KEY'.")
     ] = None,
     train: Annotated[Path | None, typer.Option(help="Train split the blind model learns its prior from.")] = None,
+    max_tokens: MaxTokens = None,
+    temperature: Temperature = None,
+    device: Device = None,
+    dtype: Dtype = None,
+    batch_size: BatchSize = None,
+    threads: Threads = None,
 ) -> None:
     """Serve a model over an OpenAI-compatible API: /v1/models and /v1/chat/completions."""
     import uvicorn
@@ -347,9 +375,58 @@ def serve(
     from roadthink.models.base import resolve_model
     from roadthink.serve import create_app
 
-    the_model = resolve_model(model, train=train)
+    the_model = resolve_model(
+        model,
+        train=train,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+        threads=threads,
+    )
     console.print(f"serving {model} at http://{host}:{port}/v1" + (" (API key required)" if api_key else ""))
     uvicorn.run(create_app(the_model, model, api_key), host=host, port=port)
+
+
+@models_app.command("tiny")
+@reports_errors
+def models_tiny(
+    out: Annotated[Path, typer.Option(help="Folder for the model (config, weights, tokenizer, processor).")],
+    bench: Annotated[
+        Path | None, typer.Option(help="Learn the tokenizer from this split's text (default: generated scenes).")
+    ] = None,
+    hidden_size: Annotated[int, typer.Option(help="Text model width.")] = 64,
+    layers: Annotated[int, typer.Option(help="Text model layers.")] = 2,
+    heads: Annotated[int, typer.Option(help="Attention heads.")] = 4,
+    vision_depth: Annotated[int, typer.Option(help="Vision encoder layers.")] = 1,
+    vision_width: Annotated[int, typer.Option(help="Vision encoder width.")] = 32,
+    vocab_size: Annotated[int, typer.Option(help="Most tokens the BPE tokenizer learns.")] = 1024,
+    seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+) -> None:
+    """Build a tiny Qwen2-VL with random weights and a locally trained tokenizer, for hf:<out>."""
+    from roadthink.tasks.build import load_rows
+
+    try:
+        from roadthink.models.tiny import TinyConfig, bench_corpus, build_tiny_qwen2vl
+    except ImportError as e:
+        missing = f"models tiny needs torch and transformers ({e.name} is missing)"
+        raise RoadthinkError(f"{missing}: pip install 'roadthink[hf]'") from None
+
+    config = TinyConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        layers=layers,
+        heads=heads,
+        kv_heads=max(1, heads // 2),
+        vision_depth=vision_depth,
+        vision_width=vision_width,
+        seed=seed,
+    )
+    texts = bench_corpus(load_rows(bench)) if bench is not None else None
+    build_tiny_qwen2vl(out, texts, config)
+    console.print(f"tiny Qwen2-VL in {out}: use it as hf:{out}")
 
 
 @app.command()

@@ -1,0 +1,254 @@
+"""The ``hf:`` backend end to end on the tiny Qwen2-VL: images in, text out, batching,
+sampling, bad input, evaluation and ``roadthink serve`` over it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from roadthink.cli import app
+from roadthink.errors import RoadthinkError
+from roadthink.eval.bench import load_bench
+from roadthink.eval.prompt import messages_for
+from roadthink.eval.result import finished_results
+from roadthink.eval.runner import RunConfig, run
+from roadthink.models.base import resolve_model
+from roadthink.models.hf_backend import HFModel, chat_and_images
+from roadthink.models.toolcalls import split_tool_calls
+from roadthink.models.types import ImagePart, ImageURL, Message, TextPart
+from roadthink.serve import create_app
+from servers import running
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model: Path) -> HFModel:
+    return HFModel(str(tiny_model), max_tokens=8, threads=1)
+
+
+@pytest.fixture(scope="module")
+def bench(splits):
+    return load_bench(splits["test"][0])
+
+
+def ask(bench, index: int) -> list[Message]:
+    sample = bench.samples[index]
+    return messages_for(sample, [(bench.path / rel).as_uri() for rel in sample.images])
+
+
+def without_images(messages: list[Message]) -> list[Message]:
+    return [Message(role=m.role, content=m.text) for m in messages]
+
+
+def count_batches(model: HFModel, monkeypatch) -> list[int]:
+    """The batch size of every generate() the backend runs from now on."""
+    sizes: list[int] = []
+    original = model.model.generate
+
+    def counted(**inputs):
+        sizes.append(int(inputs["input_ids"].shape[0]))
+        return original(**inputs)
+
+    monkeypatch.setattr(model.model, "generate", counted)
+    return sizes
+
+
+def test_image_in_text_out(model: HFModel, bench) -> None:
+    start = time.perf_counter()
+    seen = asyncio.run(model.generate(ask(bench, 0)))
+    assert time.perf_counter() - start < 5
+    blind = asyncio.run(model.generate(without_images(ask(bench, 0))))
+    assert isinstance(seen.text, str)
+    assert 1 <= seen.completion_tokens <= 8
+    assert seen.prompt_tokens - blind.prompt_tokens >= 4 + 2  # vision tokens between vision_start and vision_end
+    assert seen.latency_s > 0
+
+
+def test_the_pixels_reach_the_model(model: HFModel, bench) -> None:
+    """Different images give different next-token logits; the same image the same."""
+
+    def logits(index: int) -> torch.Tensor:
+        chat, images = chat_and_images(ask(bench, index))
+        text = model.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        inputs = model.processor(text=[text], images=[images], return_tensors="pt")
+        with torch.inference_mode():
+            return model.model(**inputs).logits[0, -1]
+
+    same_question = [i for i, s in enumerate(bench.samples) if s.question == bench.samples[0].question]
+    other = next(i for i in same_question if bench.samples[i].images != bench.samples[0].images)
+    assert torch.equal(logits(0), logits(0))
+    assert not torch.allclose(logits(0), logits(other), atol=1e-6)
+
+
+def test_concurrent_requests_are_batched_and_answer_as_alone(model: HFModel, bench, monkeypatch) -> None:
+    indices = list(range(0, 96, 8))  # different tasks: prompts of different lengths, left-padded together
+    alone = [asyncio.run(model.generate(ask(bench, i))) for i in indices]
+    sizes = count_batches(model, monkeypatch)
+
+    async def together():
+        return await asyncio.gather(*(model.generate(ask(bench, i)) for i in indices))
+
+    batched = asyncio.run(together())
+    assert sum(sizes) == len(indices)
+    assert len(sizes) <= 4 and 1 < max(sizes) <= model.batch_size  # 12 requests in a few batches of up to 8
+    assert [c.text for c in batched] == [c.text for c in alone]
+    assert [c.prompt_tokens for c in batched] == [c.prompt_tokens for c in alone]
+
+
+def test_requests_decoding_differently_never_share_a_batch(model: HFModel, bench, monkeypatch) -> None:
+    sizes = count_batches(model, monkeypatch)
+
+    async def mixed():
+        short = [model.generate(ask(bench, i), max_tokens=2) for i in range(3)]
+        long = [model.generate(ask(bench, i), max_tokens=6) for i in range(3)]
+        return await asyncio.gather(*short, *long)
+
+    replies = asyncio.run(mixed())
+    assert all(c.completion_tokens <= 2 for c in replies[:3])
+    assert all(c.completion_tokens <= 6 for c in replies[3:])
+    assert len(sizes) >= 2 and sum(sizes) == 6
+
+
+def test_greedy_is_repeatable_and_sampling_follows_its_seed(model: HFModel, bench) -> None:
+    messages = ask(bench, 1)
+
+    def reply(**options) -> str:
+        return asyncio.run(model.generate(messages, max_tokens=12, **options)).text
+
+    greedy = reply()
+    assert reply() == greedy
+    assert reply(temperature=1.0, seed=7) == reply(temperature=1.0, seed=7)
+    assert any(reply(temperature=1.5, seed=s) != greedy for s in range(4))
+
+
+def test_bad_images_fail_the_request_in_one_line_and_the_model_goes_on(model: HFModel, bench, tmp_path) -> None:
+    junk = "data:image/png;base64," + base64.b64encode(b"not an image at all").decode()
+    missing = (tmp_path / "gone.png").as_uri()
+    for url, reason in ((junk, "not an image"), (missing, "not an image"), ("ftp://x/y.png", "expected a file:")):
+        messages = [Message(role="user", content=[TextPart(text="hi"), ImagePart(image_url=ImageURL(url=url))])]
+        with pytest.raises(ValueError, match=reason) as caught:
+            asyncio.run(model.generate(messages))
+        assert "message 0 part 1" in str(caught.value) and "\n" not in str(caught.value)
+    assert asyncio.run(model.generate(ask(bench, 0))).completion_tokens >= 1
+
+
+def test_load_errors_are_one_line(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RoadthinkError, match="not a model folder"):
+        resolve_model(f"hf:{tmp_path / 'empty'}")
+    with pytest.raises(RoadthinkError, match="needs a model folder"):
+        resolve_model("hf:")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    start = time.perf_counter()
+    with pytest.raises(RoadthinkError, match="cannot be reached to download it") as caught:
+        resolve_model("hf:someone/some-vlm")
+    assert time.perf_counter() - start < 10 and "\n" not in str(caught.value)
+    with pytest.raises(RoadthinkError, match="dtype 'float7'"):
+        HFModel(str(tmp_path / "empty"), dtype="float7")
+
+
+def test_tool_calls_in_text_are_read_and_bad_ones_kept() -> None:
+    text = 'Let me look.\n<tool_call>\n{"name": "zoom", "arguments": {"camera": "CAM_FRONT"}}\n</tool_call>'
+    rest, calls, problems = split_tool_calls(text)
+    assert rest == "Let me look."
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("zoom", {"camera": "CAM_FRONT"})]
+    assert problems == []
+    broken = "<tool_call>{'name': zoom}</tool_call>"
+    rest, calls, problems = split_tool_calls(broken)
+    assert rest == broken and calls == [] and "not JSON" in problems[0]
+    assert split_tool_calls('<tool_call>{"arguments": {}}</tool_call>')[2] == ["tool call 1: no 'name'"]
+
+
+def test_tools_reach_the_chat_template(model: HFModel, bench) -> None:
+    tool = {"type": "function", "function": {"name": "zoom", "parameters": {"type": "object", "properties": {}}}}
+    completion = asyncio.run(model.generate(ask(bench, 0), tools=[tool]))
+    assert isinstance(completion.text, str) and completion.completion_tokens >= 1
+
+
+def test_an_eval_run_through_the_tiny_model(model: HFModel, bench, tmp_path: Path) -> None:
+    config = RunConfig(model.name, bench.path, ["clean"], limit=24, concurrency=8)
+    metrics = asyncio.run(run(model, bench, tmp_path / "run", config, show_progress=False))
+    results, _ = finished_results(tmp_path / "run" / "samples.jsonl")
+    assert len(results) == 24 == metrics["overall"]["n"]
+    assert not [r.error for r in results if r.error and r.error.startswith("model failed")]
+    assert all(r.prompt_tokens > 0 and r.completion_tokens > 0 for r in results)
+
+
+def test_eval_cli_with_hf_settings(tiny_model: Path, splits, tmp_path: Path) -> None:
+    out = tmp_path / "cli-run"
+    args = ["eval", "--model", f"hf:{tiny_model}", "--bench", str(splits["test"][0]), "--out", str(out)]
+    result = CliRunner().invoke(
+        app, [*args, "--limit", "6", "--max-tokens", "4", "--batch-size", "3", "--threads", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["overall"]["n"] == 6
+    results, _ = finished_results(out / "samples.jsonl")
+    assert all(r.completion_tokens <= 4 for r in results)
+
+
+def test_served_tiny_model_answers_like_the_backend(model: HFModel, bench, tmp_path: Path) -> None:
+    """Through roadthink serve and the openai: backend, greedy answers are the backend's own."""
+    direct = asyncio.run(model.generate(ask(bench, 3)))
+    with running(create_app(model, "tiny")) as url:
+        client = resolve_model("openai:tiny", base_url=url, cache=False, api_key="unused")
+        served = asyncio.run(client.generate(ask(bench, 3)))
+        assert served.text == direct.text and served.prompt_tokens == direct.prompt_tokens
+        config = RunConfig("openai:tiny", bench.path, ["clean"], limit=16, concurrency=8)
+        metrics = asyncio.run(run(client, bench, tmp_path / "served", config, show_progress=False))
+        assert metrics["overall"]["n"] == 16
+        results, _ = finished_results(tmp_path / "served" / "samples.jsonl")
+        assert sorted(r.id for r in results) == sorted(s.id for s in bench.samples[:16])
+        assert not [r.error for r in results if r.error and r.error.startswith("model failed")]
+        body = {"model": "tiny", "stream": True, "messages": [{"role": "user", "content": "hello"}]}
+        with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=30) as response:
+            events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+        streamed = "".join(json.loads(e)["choices"][0]["delta"].get("content", "") for e in events[:-1])
+        plain = asyncio.run(model.generate([Message(role="user", content="hello")])).text
+        assert events[-1] == "[DONE]" and streamed == plain
+
+
+def test_roadthink_serve_command_over_the_tiny_model(tiny_model: Path, splits, tmp_path: Path) -> None:
+    """The command a user runs, in its own process, evaluated through with the CLI."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    exe = Path(sys.executable).with_name("roadthink")
+    command = [str(exe), "serve", "--model", f"hf:{tiny_model}", "--port", str(port)]
+    env = {**os.environ, "ROADTHINK_API_KEY": "secret-key", "OMP_WAIT_POLICY": "PASSIVE"}
+    server = subprocess.Popen([*command, "--max-tokens", "6", "--threads", "1"], env=env, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "roadthink serve did not start"
+            try:
+                listed = httpx.get(f"{url}/models", headers={"Authorization": "Bearer secret-key"}, timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert listed.json()["data"][0]["id"] == f"hf:{tiny_model}"
+        out = tmp_path / "through-serve"
+        args = ["eval", "--model", f"openai:hf:{tiny_model}", "--base-url", url, "--no-cache"]
+        result = CliRunner(env={"OPENAI_API_KEY": "secret-key"}).invoke(
+            app, [*args, "--bench", str(splits["test"][0]), "--out", str(out), "--limit", "8"]
+        )
+        assert result.exit_code == 0, result.output
+        results, _ = finished_results(out / "samples.jsonl")
+        assert len(results) == 8 and all(r.completion_tokens <= 6 for r in results)
+        assert "secret-key" not in (out / "samples.jsonl").read_text() + (out / "config.json").read_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
