@@ -243,7 +243,7 @@ def _agent_tracks(scene: Scene, times: np.ndarray) -> tuple[list[str], np.ndarra
     return ids, np.array(shapes).reshape(-1, len(times), 4, 2)
 
 
-def _crossed_marking(scene: Scene, own: np.ndarray, target: np.ndarray) -> MarkingKind | None:
+def crossed_marking(scene: Scene, own: np.ndarray, target: np.ndarray) -> MarkingKind | None:
     """The line between the lanes that a lane change from ``own`` to ``target`` centres
     (T, 2) crosses: solid lines win over dashed ones."""
     strip = shapely.Polygon(np.concatenate([own, target[::-1]]))
@@ -388,7 +388,7 @@ def judge(scene: Scene, key: str) -> Verdict | None:
         goal = _follow(other, other.project(origin) + travel, reach)
         if goal is None:
             return None
-        marking = _crossed_marking(scene, centres, goal[0])
+        marking = crossed_marking(scene, centres, goal[0])
         centres, yaw = _blend(centres, goal[0], yaw, v, times)
         if legal is not False and marking not in (None, MarkingKind.DASHED_WHITE):
             legal, rule = False, f"the lane change crosses a {marking.value.replace('_', ' ')} line"
