@@ -1,0 +1,1 @@
+"""The visual reasoning agent: tools that look again, a multi-turn loop, thinking modes."""
