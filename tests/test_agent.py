@@ -117,6 +117,10 @@ def test_other_views_are_rendered_once_under_the_runs_condition(bench, tmp_path)
     assert past.data["view"] == "CAM_FRONT_LEFT@-1.5s"
     with pytest.raises(ToolError, match=r"seconds_ago must be one of 0\.5, 1, 1\.5, 2"):
         call_tool(workspace, tools, "past_frame", {"camera": "CAM_FRONT", "seconds_ago": 0.7})
+    imagined = call_tool(workspace, select_tools(["imagine"]), "imagine", {"seconds": 2})
+    assert imagined.images[0].max() == 0  # the imagined future is seen under the run's condition too
+    with pytest.raises(ToolError, match=r"imagine: seconds must be one of 0\.5, 1, 1\.5, 2, 2\.5, 3"):
+        call_tool(workspace, select_tools(["imagine"]), "imagine", {"seconds": 4})
 
 
 def test_past_frames_the_sample_has_are_not_rendered_again(bench, tmp_path) -> None:
@@ -261,7 +265,7 @@ def test_fast_mode_is_one_short_call_without_tools(bench, tmp_path) -> None:
             seen.append((messages, options))
             return Completion(text="<answer>A</answer>", prompt_tokens=50, completion_tokens=3)
 
-    reply, trace = asyncio.run(solve(Recorder(), sample, messages, workspace, AgentConfig(mode="fast")))
+    reply, trace = asyncio.run(solve(Recorder(), messages, workspace, AgentConfig(mode="fast"), sample=sample))
     assert reply == "<answer>A</answer>" and trace.model_calls == 1 and trace.mode == "fast"
     history, options = seen[0]
     assert options["max_tokens"] == 64 and "tools" not in options
@@ -272,7 +276,7 @@ def test_auto_mode_routes_by_agreement_and_complexity(bench, tmp_path) -> None:
     sample, messages, workspace = case(bench, "count", tmp_path, detector_false_positives=0.0)
     calm = AgentConfig(mode="auto", busy=10.0)  # never busy enough to go slow at once
     sure = ScriptedModel("sure", [], final="<answer>2</answer>")  # a count question: a number
-    reply, trace = asyncio.run(solve(sure, sample, messages, workspace, calm))
+    reply, trace = asyncio.run(solve(sure, messages, workspace, calm, sample=sample))
     assert trace.route.startswith("fast: 3 short answers agree") and trace.model_calls == 3
     unsure_replies = iter(["<answer>1</answer>", "<answer>2</answer>", "<answer>1</answer>"])
 
@@ -284,11 +288,11 @@ def test_auto_mode_routes_by_agreement_and_complexity(bench, tmp_path) -> None:
                 return Completion(text="<think>Looking closer.</think><answer>3</answer>")
             return Completion(text=next(unsure_replies))
 
-    reply, trace = asyncio.run(solve(Unsure(), sample, messages, workspace, calm))
+    reply, trace = asyncio.run(solve(Unsure(), messages, workspace, calm, sample=sample))
     assert trace.route.startswith("slow: 3 short answers disagree") and reply.endswith("<answer>3</answer>")
     assert trace.model_calls == 4
     busy = AgentConfig(mode="auto", busy=0.0)
-    reply, trace = asyncio.run(solve(sure, sample, messages, workspace, busy))
+    reply, trace = asyncio.run(solve(sure, messages, workspace, busy, sample=sample))
     assert trace.route.startswith("slow: scene complexity") and trace.model_calls == 1
     assert 0.0 <= complexity(sample, workspace) <= 1.0
 

@@ -272,6 +272,27 @@ def eval_(
     dtype: Dtype = None,
     batch_size: BatchSize = None,
     threads: Threads = None,
+    agent: Annotated[
+        str | None,
+        typer.Option(help="Agent mode: fast (answer at once), slow (tools), auto (per sample)."),
+    ] = None,
+    tools: Annotated[
+        str | None,
+        typer.Option(
+            help="Agent tools (comma-separated; default all): zoom, view, past_frame, detect, measure, imagine, "
+            "check_rules, python."
+        ),
+    ] = None,
+    max_turns: Annotated[int, typer.Option(help="Agent: model calls that may ask for tools, per sample.")] = 6,
+    max_tool_calls: Annotated[int, typer.Option(help="Agent: tool calls per sample.")] = 8,
+    agent_seconds: Annotated[float, typer.Option(help="Agent: wall-clock seconds per sample.")] = 120.0,
+    rules_from: Annotated[
+        str, typer.Option(help="What check_rules and --enforce-rules reason over: perception (a detector) or scene.")
+    ] = "perception",
+    enforce_rules: Annotated[
+        bool,
+        typer.Option("--enforce-rules", help="Veto planned actions that break a traffic rule."),
+    ] = False,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue a run in --out (runs always resume what they find).")
     ] = False,
@@ -279,12 +300,16 @@ def eval_(
     """Evaluate a model on a split: resumable, every sample accounted for."""
     import asyncio
 
+    from roadthink.agent.workspace import AgentSettings
     from roadthink.eval.bench import load_bench
     from roadthink.eval.runner import RunConfig, conditions_for, run
     from roadthink.models.base import resolve_model
 
     if resume and not (out / "config.json").is_file():
         raise RoadthinkError(f"{out}: nothing to resume (no config.json)")
+    agent_config = _agent_config(agent, tools, max_turns, max_tool_calls, agent_seconds)
+    if rules_from not in ("perception", "scene"):
+        raise RoadthinkError(f"--rules-from: {rules_from!r}; use perception or scene")
     the_model = resolve_model(
         model,
         train=train,
@@ -301,10 +326,41 @@ def eval_(
         threads=threads,
     )
     split = load_bench(bench)
-    config = RunConfig(model, bench, conditions_for(corruption, text_only), limit, _names(tasks), concurrency, seed)
+    config = RunConfig(
+        model,
+        bench,
+        conditions_for(corruption, text_only),
+        limit,
+        _names(tasks),
+        concurrency,
+        seed,
+        agent=agent_config,
+        enforce_rules=enforce_rules,
+        tools=AgentSettings(rules_from=rules_from),
+    )
     metrics = asyncio.run(run(the_model, split, out, config))
     _print_metrics(metrics, f"{model} on {bench}")
     console.print(f"results: {out / 'samples.jsonl'}  metrics: {out / 'metrics.json'}  report: {out / 'report.html'}")
+
+
+def _agent_config(mode: str | None, tools: str | None, turns: int, calls: int, seconds: float):
+    """The agent of ``roadthink eval --agent``; bad values are one-line errors before anything runs."""
+    from roadthink.agent.loop import Limits
+    from roadthink.agent.modes import MODES, AgentConfig
+    from roadthink.agent.registry import select_tools
+
+    if mode is None:
+        if tools is not None:
+            raise RoadthinkError("--tools needs --agent slow or auto")
+        return None
+    if mode not in MODES:
+        raise RoadthinkError(f"--agent: unknown mode {mode!r}; known: {', '.join(MODES)}")
+    try:
+        chosen = tuple(t.name for t in select_tools(_names(tools))) if tools is not None else None
+    except ValueError as e:
+        raise RoadthinkError(f"--tools: {e}") from None
+    limits = Limits(turns=turns, tool_calls=calls, seconds=seconds)
+    return AgentConfig(mode=mode, tools=chosen, limits=limits)
 
 
 @app.command()

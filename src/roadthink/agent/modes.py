@@ -19,11 +19,12 @@ from typing import Any, Literal
 from roadthink.agent.loop import Limits, run_episode
 from roadthink.agent.registry import select_tools
 from roadthink.agent.trace import Trace, Turn
-from roadthink.agent.workspace import AgentSettings, Workspace
+from roadthink.agent.workspace import Workspace
 from roadthink.eval.metrics import iou
 from roadthink.eval.parsing import parse_answer
 from roadthink.models.base import Model
 from roadthink.models.types import Completion, Message
+from roadthink.scene.cameras import CAMERA_NAMES
 from roadthink.scene.types import Category
 from roadthink.tasks.sample import AnswerType, Sample
 
@@ -43,7 +44,6 @@ class AgentConfig:
     mode: Mode = "slow"
     tools: tuple[str, ...] | None = None  # None: every tool
     limits: Limits = field(default_factory=Limits)
-    settings: AgentSettings = field(default_factory=AgentSettings)
     fast_tokens: int = 64
     votes: int = 3  # auto: short answers sampled to see whether the model is sure
     vote_temperature: float = 0.8
@@ -59,14 +59,17 @@ def with_instruction(messages: list[Message], instruction: str) -> list[Message]
 
 async def solve(
     model: Model,
-    sample: Sample,
     messages: list[Message],
     workspace: Workspace,
     config: AgentConfig,
     run_folder: Path | None = None,
+    *,
+    sample: Sample,
     **options: Any,
 ) -> tuple[str, Trace]:
-    """The final reply to ``sample`` in the configured mode, and how it was reached."""
+    """The final reply to ``sample`` in the configured mode, and how it was reached;
+    ``options`` (and ``sample``) go to every model call."""
+    options["sample"] = sample
     if config.mode == "fast":
         return await _fast(model, messages, config, options)
     if config.mode == "slow":
@@ -122,14 +125,14 @@ def _turn(completion: Completion) -> Turn:
 
 
 def complexity(sample: Sample, workspace: Workspace) -> float:
-    """How busy the first view looks to the detector, 0 (empty road) to about 1: many road
+    """How busy the first camera view looks to the detector, 0 (empty road) to about 1: many road
     users, unusual obstacles, half-hidden things; questions about motion, risk and plans add
     to it. Only what a deployed system could know: the detector's output and the question."""
     score = 0.3 if sample.family in HARD_FAMILIES else 0.0
-    first = next(iter(workspace.images), None)
-    if first is None or workspace.scene is None:
+    if workspace.scene is None:
         return score + 0.5  # nothing to look at cheaply: assume the worst
-    found = workspace.detector.detect(workspace.image(first), first, workspace.scene, workspace.seed)
+    camera = next((key for key in workspace.images if key in CAMERA_NAMES), "CAM_FRONT")  # cameras, not the BEV
+    found = workspace.detector.detect(workspace.image(camera), camera, workspace.scene, workspace.seed)
     score += 0.4 * min(1.0, len(found) / 8)
     score += 0.2 * any(d.category in UNUSUAL for d in found)
     score += 0.1 * any(d.score < 0.7 for d in found)  # partly hidden

@@ -23,6 +23,14 @@ from roadthink.models.oracle import OracleModel
 from roadthink.models.types import Completion, Message, ToolCall
 
 Step = Callable[[list[Message]], Completion]
+CHARS_PER_TOKEN = 4  # a BPE tokenizer's rough rate on English
+IMAGE_TOKENS = 256  # what a VLM spends on one image (Qwen2-VL: a 448x448 image)
+
+
+def prompt_tokens(messages: list[Message]) -> int:
+    """What a VLM would count for ``messages``, so scripted episodes cost like real ones:
+    longer histories and more images cost more."""
+    return sum(len(m.text) // CHARS_PER_TOKEN + IMAGE_TOKENS * len(m.images) for m in messages)
 
 
 def native(name: str, **arguments: Any) -> Step:
@@ -72,7 +80,11 @@ class ScriptedModel:
         else:
             completion = await OracleModel().generate(messages, **options)
         return completion.model_copy(
-            update={"prompt_tokens": 100, "completion_tokens": 20, "latency_s": time.perf_counter() - start}
+            update={
+                "prompt_tokens": prompt_tokens(messages),
+                "completion_tokens": max(1, len(completion.text) // CHARS_PER_TOKEN),
+                "latency_s": time.perf_counter() - start,
+            }
         )
 
 

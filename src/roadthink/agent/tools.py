@@ -43,6 +43,12 @@ def _view(workspace: Workspace, key: str) -> np.ndarray:
         raise ToolError(str(e)) from None
 
 
+def _one_of(what: str, value: float, allowed: tuple[float, ...]) -> None:
+    """The moments a scene holds are fixed (2 Hz): anything else is a ToolError naming them."""
+    if not any(abs(value - a) < 1e-6 for a in allowed):
+        raise ToolError(f"{what} must be one of {', '.join(f'{a:g}' for a in allowed)}")
+
+
 def to_original(box: list[float], shown: tuple[int, int], original: tuple[int, int]) -> tuple[float, ...]:
     """A box in the frame the model sees (``shown`` = width, height) in original pixels."""
     sx, sy = original[0] / shown[0], original[1] / shown[1]
@@ -111,8 +117,7 @@ def past_frame(
     seconds_ago: Annotated[float, Field(description=f"one of {', '.join(f'{s:g}' for s in PAST)}")],
 ) -> ToolResult:
     """See what a camera showed a moment ago, to judge how things move."""
-    if not any(abs(seconds_ago - s) < 1e-6 for s in PAST):
-        raise ToolError(f"past_frame: seconds_ago must be one of {', '.join(f'{s:g}' for s in PAST)}")
+    _one_of("past_frame: seconds_ago", seconds_ago, PAST)
     key = view_key(camera, seconds_ago)
     image = _view(workspace, key)
     return ToolResult(f"{camera} {seconds_ago:g} s ago ({key}).", [image], {"view": key})
@@ -189,8 +194,7 @@ def imagine(
 ) -> ToolResult:
     """Imagine the bird's-eye view some seconds ahead if everyone kept their current velocity
     (and the ego its speed and turn rate): a picture of where things are heading."""
-    if not any(abs(seconds - s) < 1e-6 for s in FUTURE):
-        raise ToolError(f"imagine: seconds must be one of {', '.join(f'{s:g}' for s in FUTURE)}")
+    _one_of("imagine: seconds", seconds, FUTURE)
     scene = workspace.need_scene("imagine")
     image = workspace.condition(render_bev(constant_velocity(scene, seconds)), f"{BEV}@+{seconds:g}s")
     return ToolResult(f"The bird's-eye view imagined {seconds:g} s ahead.", [image], {"seconds": seconds})

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import shapely
 
+from roadthink.agent.trace import Trace
 from roadthink.eval.result import Parsed, Result, Scored
 from roadthink.scene.types import FUTURE_STEPS, TRACK_DT, Scene
 from roadthink.tasks import AnswerType, Fact, Sample, Step  # the package import registers every fact checker
@@ -307,7 +308,50 @@ def block(results: list[Result]) -> dict[str, Any]:
     with_facts = [r for r in results if "facts_stated" in r.details]
     if with_facts:
         out["reasoning"] = _reasoning(with_facts)
+    traced = [Trace.model_validate(r.trace) for r in results if r.trace is not None]
+    if traced:
+        out["agent"] = agent_measures(traced)
+    checked = [r.rules for r in results if r.rules is not None]
+    if checked:
+        out["rules"] = rule_measures(checked)
     return out
+
+
+def agent_measures(traces: list[Trace]) -> dict[str, Any]:
+    """How an agent worked: how often it used tools at all (models drift to never calling
+    them), how often a call succeeded, its cost per sample, each tool's calls and failures,
+    what ended its episodes, and, in auto mode, how often it thought slowly."""
+    calls = [c for t in traces for c in t.tool_calls]
+    by_tool: dict[str, Counter[str]] = defaultdict(Counter)
+    for call in calls:
+        by_tool[call.name]["calls"] += 1
+        by_tool[call.name]["errors"] += call.error is not None
+    routed = [t.route for t in traces if t.route]
+    return {
+        "n": len(traces),
+        "tool_use_rate": _share(sum(bool(t.tool_calls) for t in traces), len(traces)),
+        "tool_success_rate": _share(sum(c.error is None for c in calls), len(calls)),
+        "tool_calls_per_sample": _share(len(calls), len(traces)),
+        "model_calls_per_sample": _share(sum(t.model_calls for t in traces), len(traces)),
+        "tokens_per_sample": _share(sum(t.tokens for t in traces), len(traces)),
+        "by_tool": {name: dict(counts) for name, counts in sorted(by_tool.items())},
+        "stopped": dict(Counter(t.stopped for t in traces)),
+        "slow_share": _share(sum(r.startswith("slow") for r in routed), len(routed)) if routed else None,
+    }
+
+
+def rule_measures(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Planned actions against the traffic rules, judged on the true scene: the share the
+    model proposed that break a rule, and the share of final actions (after the verifier's
+    veto, when the run enforced the rules)."""
+    broken = Counter(v["rule"] for c in checks for v in c["violations"])
+    return {
+        "n": len(checks),
+        "violation_rate": _share(sum(not c["final_legal"] for c in checks), len(checks)),
+        "proposed_violation_rate": _share(sum(not c["legal"] for c in checks), len(checks)),
+        "vetoed": sum(c["vetoed"] for c in checks),
+        "broken_rules": dict(broken.most_common()),
+    }
 
 
 def _mean(values: Iterable[float]) -> float | None:

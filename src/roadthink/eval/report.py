@@ -29,6 +29,7 @@ from roadthink.errors import RoadthinkError
 from roadthink.eval.bench import Bench, load_bench
 from roadthink.eval.metrics import CLEAN, HORIZONS
 from roadthink.eval.result import Result, finished_results
+from roadthink.eval.trace_view import trace_html
 from roadthink.parallel import default_workers
 from roadthink.render.raster import SHIFT, fixed
 from roadthink.scene.io import load_scene, write_atomic
@@ -362,6 +363,64 @@ def headline_table(runs: list[Run]) -> str:
     return _table(head, rows, range(3, len(head)))
 
 
+def agent_table(runs: list[Run]) -> str:
+    """One row per agent run: its mode, how it used tools (the headline: models drift to never
+    calling them, or call them badly), and what a sample cost; then each tool's calls."""
+    rows, tools = [], []
+    for run in runs:
+        a = run.metrics.get("overall", {}).get("agent")
+        if not a:
+            continue
+        mode = (run.config.get("agent") or {}).get("mode", "?")
+        rows.append(
+            [
+                escape(run.label),
+                escape(mode),
+                _pct(run.metrics["overall"].get("accuracy")),
+                f"<b>{_pct(a['tool_use_rate'])}</b>",
+                f"<b>{_pct(a['tool_success_rate'])}</b>",
+                _num(a["tool_calls_per_sample"]),
+                _num(a["model_calls_per_sample"]),
+                _num(a["tokens_per_sample"], 0),
+                "–" if a.get("slow_share") is None else _pct(a["slow_share"]),
+                escape(", ".join(f"{k} {v}" for k, v in sorted(a["stopped"].items()))),
+            ]
+        )
+        tools += [
+            [escape(run.label), escape(name), str(c.get("calls", 0)), str(c.get("errors", 0))]
+            for name, c in a["by_tool"].items()
+        ]
+    head = ["run", "mode", "accuracy", "tool use", "tool success", "tool calls", "model calls", "tokens", "slow"]
+    table = _table([*head, "ended by"], rows, range(2, len(head)))
+    if tools:
+        table += _table(["run", "tool", "calls", "failed"], tools, range(2, 4))
+    return table
+
+
+def rules_table(runs: list[Run]) -> str:
+    """Planned actions against the traffic rules (judged on the true scene): proposed by the
+    model, and final (after the verifier's veto when the run enforced the rules)."""
+    rows = []
+    for run in runs:
+        r = run.metrics.get("overall", {}).get("rules")
+        if r:
+            broken = ", ".join(f"{escape(rule)} {n}" for rule, n in r["broken_rules"].items()) or "–"
+            enforced = "yes" if run.config.get("enforce_rules") else "no"
+            rows.append(
+                [
+                    escape(run.label),
+                    enforced,
+                    str(r["n"]),
+                    _pct(r["proposed_violation_rate"]),
+                    f"<b>{_pct(r['violation_rate'])}</b>",
+                    str(r["vetoed"]),
+                    broken,
+                ]
+            )
+    head = ["run", "verifier enforced", "actions", "proposed: break a rule", "final: break a rule", "vetoed"]
+    return _table([*head, "rules broken (proposed)"], rows, range(2, len(head)))
+
+
 def accuracy_bars(groups: list[str], series: list[tuple[str, dict[str, dict[str, Any]]]]) -> str:
     """Horizontal bars of accuracy with their 95 % CI whiskers: one group per family, one
     bar per series (a run), each series in its own colour."""
@@ -584,13 +643,24 @@ def card(run: Run, bench: Bench | None, sample: Sample | None, result: Result, t
         facts.append(("error", escape(result.error)))
     if result.details:
         facts.append(("measures", escape(_measured_text(result.details))))
+    if result.rules:
+        facts.append(("traffic rules", escape(_rules_text(result.rules))))
     facts.append(
         ("format", "kept" if result.strict else "rescued by lenient reading" if result.parsed is not None else "–")
     )
     listed = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts)
     reply = _details("model reply", result.prediction or "(empty)", opened=True)
-    trace = _details("agent trace", json.dumps(result.trace, indent=1)) if result.trace else ""
+    trace = trace_html(result.trace, run.path, _data_uri) if result.trace else ""
     return f'<article class="card {kind}">{head}{body}<dl>{listed}</dl>{reply}{trace}</article>'
+
+
+def _rules_text(check: dict[str, Any]) -> str:
+    """A planned action's rule check in a line: the verdict, and the veto when there was one."""
+    line = check["explanation"]
+    if check["vetoed"]:
+        after = ", ".join(check["final_violations"]) or "no rule"
+        line += f" Vetoed: the verifier chose {check['final']!r} instead (breaks {after})."
+    return line
 
 
 def _figure(caption: str, uri: str | None) -> str:
@@ -660,6 +730,8 @@ figcaption{font-size:11px;color:#666}figure.missing{padding:20px;background:#eee
 .options .truth.picked::after{content:'  ✓ answer ← model'}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:1px 10px;margin:4px 0}dt{color:#666}dd{margin:0;
 word-break:break-word}
+.trace .turn{border-left:3px solid #c9d3e6;padding-left:8px;margin:6px 0}.trace .call{margin:4px 0 4px 10px}
+.trace pre.bad{background:#fbe9e9}.trace .verdict ul{margin:2px 0}.route{color:#555;font-style:italic}
 pre{white-space:pre-wrap;word-break:break-word;background:#f4f4f6;padding:6px;margin:2px 0;font-size:12px;
 max-height:260px;overflow:auto}summary{cursor:pointer;color:#444}.note{color:#8a5a00}
 """
@@ -689,6 +761,10 @@ def render_report(run: Run, bench: Bench | None = None) -> str:
     plans = [(task, b["waypoints"]) for task, b in m.get("by_task", {}).items() if "waypoints" in b]
     if plans:
         sections.append(_section("Trajectories", trajectory_table(plans)))
+    if "agent" in overall:
+        sections.append(_section("Agent: tool use and cost", agent_table([run])))
+    if "rules" in overall:
+        sections.append(_section("Traffic rules: planned actions", rules_table([run])))
     if len(m.get("by_condition", {})) > 1:
         body = f"<div>{condition_table(m['by_condition'])}</div>"
         if m.get("robustness"):
@@ -745,6 +821,10 @@ def render_comparison(runs: list[Run]) -> str:
     ]
     if plans:
         sections.append(_section("Trajectories", trajectory_table(plans)))
+    if any("agent" in run.metrics.get("overall", {}) for run in runs):
+        sections.append(_section("Agents: tool use and cost", agent_table(runs)))
+    if any("rules" in run.metrics.get("overall", {}) for run in runs):
+        sections.append(_section("Traffic rules: planned actions", rules_table(runs)))
     return _page(f"roadthink comparison of {len(runs)} runs", " · ".join(run.label for run in runs), sections)
 
 

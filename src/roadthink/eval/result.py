@@ -58,7 +58,8 @@ class Result(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     condition: str = "clean"  # "clean", "<corruption>:<severity>" or "text_only"
-    trace: list[dict[str, Any]] | None = None  # the agent's messages, when there is an agent
+    trace: dict[str, Any] | None = None  # the agent's episode (roadthink.agent.trace.Trace), when there is an agent
+    rules: dict[str, Any] | None = None  # a planned action's traffic-rule check (eval.runner.check_action)
 
 
 def finished_results(path: Path) -> tuple[list[Result], int]:

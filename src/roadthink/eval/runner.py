@@ -16,14 +16,19 @@ import subprocess
 import time
 import traceback
 import zlib
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from roadthink import __version__
+from roadthink.agent.modes import AgentConfig, solve
+from roadthink.agent.tools import situation_for_rules
+from roadthink.agent.trace import Trace
+from roadthink.agent.workspace import AgentSettings, Workspace, sample_images
 from roadthink.errors import FatalModelError, RoadthinkError
 from roadthink.eval.bench import BadLine, Bench
 from roadthink.eval.metrics import CLEAN, aggregate, score
@@ -32,9 +37,11 @@ from roadthink.eval.prompt import messages_for
 from roadthink.eval.report import seen_image, write_report
 from roadthink.eval.result import Parsed, Result, finished_results
 from roadthink.models.base import Model, reads_scene
+from roadthink.models.types import Message
 from roadthink.parallel import progress_bar
 from roadthink.render import save_png
 from roadthink.render.corrupt import CORRUPTIONS, DEFAULT_SEVERITY, corrupt, parse_corruption, text_only
+from roadthink.rules import situation_from_scene, verify
 from roadthink.scene.io import load_scene
 from roadthink.scene.types import Scene
 from roadthink.tasks.sample import AnswerType, Sample
@@ -68,6 +75,9 @@ class RunConfig:
     tasks: list[str] | None = None
     concurrency: int = 8
     seed: int = 0
+    agent: AgentConfig | None = None  # None: one model call per sample, no tools
+    enforce_rules: bool = False  # veto a planned action that breaks a traffic rule: the safest one instead
+    tools: AgentSettings = field(default_factory=AgentSettings)  # what the agent's tools and the veto perceive
 
     def record(self, bench: Bench) -> dict[str, Any]:
         """RUN/config.json: enough to know what a run was and to reproduce it."""
@@ -80,9 +90,17 @@ class RunConfig:
             "tasks": self.tasks,
             "concurrency": self.concurrency,
             "seed": self.seed,
+            "agent": None if self.agent is None else _plain(self.agent),
+            "enforce_rules": self.enforce_rules,
+            "tools": _plain(self.tools) if self.agent is not None or self.enforce_rules else None,
             "roadthink_version": __version__,
             "git_commit": _git_commit(),
         }
+
+
+def _plain(settings: Any) -> dict[str, Any]:
+    """A settings dataclass as JSON values."""
+    return json.loads(json.dumps(asdict(settings), default=str))
 
 
 def _git_commit() -> str | None:
@@ -127,7 +145,7 @@ def _check_same_run(out: Path, record: dict[str, Any]) -> None:
     if not path.is_file():
         return
     before = json.loads(path.read_text())
-    for key in ("model", "bench", "conditions", "tasks", "limit", "seed"):
+    for key in ("model", "bench", "conditions", "tasks", "limit", "seed", "agent", "enforce_rules", "tools"):
         if before.get(key) != record[key]:
             raise RoadthinkError(
                 f"{out} holds a run with {key}={before.get(key)!r}, not {record[key]!r}: use another --out"
@@ -143,6 +161,17 @@ def _scene(bench: Bench, sample: Sample) -> Scene | None:
     """The sample's ground-truth scene; None when it has no scene file."""
     path = bench.path / sample.scene if sample.scene else None
     return _load_scene(path) if path is not None and path.is_file() else None
+
+
+def condition_image(rgb: np.ndarray, condition: str, seed: int, key: str) -> np.ndarray:
+    """``rgb`` as the model sees it under ``condition`` (clean, a corruption, text-only),
+    deterministic per run seed and image ``key``."""
+    if condition == CLEAN:
+        return rgb
+    if condition == TEXT_ONLY:
+        return text_only(rgb)
+    name, severity = parse_corruption(condition)
+    return corrupt(rgb, name, severity, seed + zlib.crc32(key.encode()))
 
 
 def _image_urls(bench: Bench, sample: Sample, condition: str, out: Path, seed: int) -> list[str]:
@@ -161,54 +190,126 @@ def _image_urls(bench: Bench, sample: Sample, condition: str, out: Path, seed: i
             bgr = cv2.imread(str(source), cv2.IMREAD_COLOR)
             if bgr is None:
                 raise ValueError(f"image {rel} is missing or does not decode")
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            if condition == TEXT_ONLY:
-                changed = text_only(rgb)
-            else:
-                name, severity = parse_corruption(condition)
-                changed = corrupt(rgb, name, severity, seed + zlib.crc32(rel.encode()))
-            save_png(target, changed)
+            save_png(target, condition_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), condition, seed, rel))
         urls.append(target.resolve().as_uri())
     return urls
 
 
-async def evaluate_one(model: Model, bench: Bench, sample: Sample, condition: str, out: Path, seed: int) -> Result:
-    """Ask ``model`` one sample under one condition and score the reply."""
+def _workspace(
+    sample: Sample, scene: Scene | None, urls: list[str], condition: str, out: Path, config: RunConfig
+) -> Workspace:
+    """The agent's tools' world for one sample: the images it was shown, the scene behind them,
+    RUN/traces/<condition>/<sample>/ for what tools draw; views it asks for later get the
+    same condition."""
+    return Workspace(
+        scene=scene,
+        images=sample_images(urls),
+        out=out / "traces" / condition.replace(":", "-") / sample.id,
+        condition=partial(_condition_view, condition=condition, seed=config.seed),
+        settings=config.tools,
+        seed=config.seed + zlib.crc32(sample.id.encode()),
+    )
+
+
+def _condition_view(image: np.ndarray, key: str, condition: str, seed: int) -> np.ndarray:
+    return condition_image(image, condition, seed, key)
+
+
+async def evaluate_one(
+    model: Model, bench: Bench, sample: Sample, condition: str, out: Path, config: RunConfig
+) -> Result:
+    """Ask ``model`` one sample under one condition (one call, or an agent's episode) and
+    score the reply; a planned action is checked against the traffic rules (and vetoed when
+    the run enforces them)."""
     base = {"id": sample.id, "family": sample.family, "task": sample.task, "answer_type": str(sample.answer_type)}
     try:
-        urls = _image_urls(bench, sample, condition, out, seed)
+        urls = _image_urls(bench, sample, condition, out, config.seed)
     except ValueError as e:
         return Result(**base, prediction="", error=str(e), condition=condition, correct=False)
-    scene = _scene(bench, sample) if reads_scene(model) else None  # parsing one costs more than a request
+    tools = config.agent is not None or config.enforce_rules
+    scene = _scene(bench, sample) if reads_scene(model) or tools else None  # parsing one costs more than a request
+    workspace = _workspace(sample, scene, urls, condition, out, config) if tools else None
+    options = {"sample": sample, "scene": scene if reads_scene(model) else None, "seed": config.seed}
     try:
-        completion = await model.generate(messages_for(sample, urls), sample=sample, scene=scene, seed=seed)
+        text, trace, latency, tokens = await _reply(model, messages_for(sample, urls), workspace, config, out, options)
     except FatalModelError:
         raise  # no sample could pass: stop now (finished results are on disk)
     except Exception as e:  # a model failing is a result, not the end of the run
         reason = traceback.format_exception_only(e)[-1].strip().replace("\n", " ")
         return Result(**base, prediction="", error=f"model failed: {reason}", condition=condition, correct=False)
-    parsed: Parsed = parse_answer(completion.text, sample.answer_type, sample.choices)
-    facts = parse_facts(completion.text)
-    if scene is None and (sample.answer_type is AnswerType.WAYPOINTS or facts):  # scoring needs it
-        scene = _scene(bench, sample)
+    parsed: Parsed = parse_answer(text, sample.answer_type, sample.choices)
+    facts = parse_facts(text)
+    if scene is None and (sample.answer_type in (AnswerType.WAYPOINTS, AnswerType.META_ACTION) or facts):
+        scene = _scene(bench, sample)  # scoring or the rule check needs it
+    rules = None
+    if sample.answer_type is AnswerType.META_ACTION and parsed.value is not None and scene is not None:
+        rules, final = check_action(parsed.value, scene, workspace if config.enforce_rules else None)
+        parsed = parsed.model_copy(update={"value": final})
+        if trace is not None:
+            trace.verdict = rules
     try:
         scored = score(sample, parsed, scene, facts or None)
     except ValueError as e:  # e.g. a trajectory question whose scene file is missing
-        return Result(**base, prediction=completion.text, error=f"not scored: {e}", condition=condition, correct=False)
+        return Result(**base, prediction=text, error=f"not scored: {e}", condition=condition, correct=False)
     return Result(
         **base,
-        prediction=completion.text,
+        prediction=text,
         parsed=parsed.value,
         correct=scored.correct,
         score=scored.score,
         error=parsed.error,
         strict=parsed.strict,
         details=scored.details,
-        latency_s=completion.latency_s,
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
+        latency_s=latency,
+        prompt_tokens=tokens[0],
+        completion_tokens=tokens[1],
         condition=condition,
+        trace=None if trace is None else trace.model_dump(mode="json"),
+        rules=rules,
     )
+
+
+async def _reply(
+    model: Model,
+    messages: list[Message],
+    workspace: Workspace | None,
+    config: RunConfig,
+    out: Path,
+    options: dict[str, Any],
+) -> tuple[str, Trace | None, float, tuple[int, int]]:
+    """The final reply, the agent's trace (None without an agent), the model's seconds and
+    (prompt, completion) tokens summed over its calls."""
+    if config.agent is None:
+        completion = await model.generate(messages, **options)
+        return completion.text, None, completion.latency_s, (completion.prompt_tokens, completion.completion_tokens)
+    text, trace = await solve(model, messages, workspace, config.agent, out, **options)
+    tokens = (sum(t.prompt_tokens for t in trace.turns), sum(t.completion_tokens for t in trace.turns))
+    return text, trace, sum(t.latency_s for t in trace.turns), tokens
+
+
+def check_action(action: str, scene: Scene, shield: Workspace | None) -> tuple[dict[str, Any], str]:
+    """The traffic-rule check of a planned action, judged on the true scene, and the action
+    that stands: the model's own, or, when ``shield`` is given (the run enforces the rules)
+    and the verifier finds it illegal in what the shield perceives, the safest legal one."""
+    truth = situation_from_scene(scene)
+    verdict = verify(truth, action)
+    final, vetoed = action, False
+    if shield is not None:
+        seen = verify(situation_for_rules(shield), action)
+        if not seen.legal:
+            final, vetoed = seen.safest.meta_action, True
+    after = verify(truth, final) if vetoed else verdict
+    record = {
+        "action": action,
+        "legal": verdict.legal,
+        "violations": [v.model_dump() for v in verdict.violations],
+        "explanation": verdict.explanation,
+        "vetoed": vetoed,
+        "final": final,
+        "final_legal": after.legal,
+        "final_violations": [v.rule for v in after.violations],
+    }
+    return record, final
 
 
 def _bad_line_result(bad: BadLine, condition: str) -> Result:
@@ -252,7 +353,7 @@ async def run(model: Model, bench: Bench, out: Path, config: RunConfig, show_pro
 
         async def worker() -> None:  # a few workers drawing from one queue: no task waits per sample
             for sample, condition in queue:
-                keep(await evaluate_one(model, bench, sample, condition, out, config.seed))
+                keep(await evaluate_one(model, bench, sample, condition, out, config))
 
         await asyncio.gather(*(worker() for _ in range(max(1, config.concurrency))))
     return summarize(out, bench)
