@@ -381,3 +381,49 @@ def test_a_tool_that_crashes_is_an_observation_not_the_end(bench, tmp_path) -> N
     reply, trace = asyncio.run(run_episode(model, messages, workspace, tools, sample=sample, scene=workspace.scene))
     assert trace.tool_calls[0].error == "boom failed: KeyError: 'lost'"
     assert trace.stopped == "answer" and "<answer>" in reply
+
+
+def test_auto_mode_trusts_a_confident_short_answer_and_doubts_an_unsure_one(bench, tmp_path) -> None:
+    from roadthink.models.types import TokenLogprob
+
+    sample, messages, workspace = case(bench, "count", tmp_path, detector_false_positives=0.0)
+    calm = AgentConfig(mode="auto", busy=10.0)
+
+    class Calibrated:
+        name = "calibrated"
+
+        def __init__(self, p: float) -> None:
+            self.p, self.calls = p, 0
+
+        async def generate(self, messages, **options):
+            self.calls += 1
+            if options.get("tools"):
+                return Completion(text="<answer>3</answer>")
+            assert options["logprobs"] is True
+            tokens = [("<answer>", 0.0), ("2", math.log(self.p)), ("</answer>", 0.0)]
+            return Completion(
+                text="<answer>2</answer>", logprobs=[TokenLogprob(token=t, logprob=lp) for t, lp in tokens]
+            )
+
+    sure = Calibrated(0.95)
+    reply, trace = asyncio.run(solve(sure, messages, workspace, calm, sample=sample))
+    assert reply == "<answer>2</answer>" and sure.calls == 1
+    assert trace.route.startswith("fast: answer confidence 0.95 >= 0.8")
+    unsure = Calibrated(0.4)
+    reply, trace = asyncio.run(solve(unsure, messages, workspace, calm, sample=sample))
+    assert reply == "<answer>3</answer>" and unsure.calls == 2
+    assert trace.route.startswith("slow: answer confidence 0.40 < 0.8")
+
+
+def test_answer_confidence_reads_the_first_answer_token() -> None:
+    from roadthink.agent.modes import answer_confidence
+    from roadthink.models.types import TokenLogprob
+
+    def reply(*tokens: tuple[str, float]) -> Completion:
+        return Completion(text="", logprobs=[TokenLogprob(token=t, logprob=math.log(p)) for t, p in tokens])
+
+    assert answer_confidence(
+        reply(("I", 0.2), (" think", 0.3), ("<", 0.9), ("answer", 1.0), (">", 1.0), ("B", 0.7))
+    ) == (pytest.approx(0.7))
+    assert answer_confidence(reply((" ", 0.5), ("yes", 0.6))) == pytest.approx(0.6)  # no tag: the first word
+    assert answer_confidence(Completion(text="B")) is None

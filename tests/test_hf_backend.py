@@ -252,3 +252,18 @@ def test_roadthink_serve_command_over_the_tiny_model(tiny_model: Path, splits, t
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_log_probabilities_from_the_model_and_through_serve(model: HFModel, bench) -> None:
+    reply = asyncio.run(model.generate(ask(bench, 2), logprobs=True, top_logprobs=3))
+    assert reply.logprobs is not None and 1 <= len(reply.logprobs) <= reply.completion_tokens  # no stop token
+    assert "".join(t.token for t in reply.logprobs) == reply.text
+    for step in reply.logprobs:
+        assert step.logprob <= 0 and len(step.top) == 3
+        assert step.logprob == pytest.approx(max(step.top.values()), abs=1e-5)  # greedy: the likeliest token
+    assert asyncio.run(model.generate(ask(bench, 2))).logprobs is None
+    with running(create_app(model, "tiny")) as url:
+        client = resolve_model("openai:tiny", base_url=url, cache=False, api_key="unused")
+        served = asyncio.run(client.generate(ask(bench, 2), logprobs=True))
+    assert [t.token for t in served.logprobs] == [t.token for t in reply.logprobs]
+    assert [t.logprob for t in served.logprobs] == pytest.approx([t.logprob for t in reply.logprobs], abs=1e-5)

@@ -2,15 +2,17 @@
 ``auto`` decides per sample, paying for slow thinking only where it is likely to matter.
 
 ``auto`` looks first at how busy the scene looks to a detector (how many road users, unusual
-obstacles, half-hidden things) and at the kind of question; a busy scene or a question about
-motion, risk or planning goes slow at once. Otherwise it asks for a few short answers at a
-sampling temperature: if they agree the majority answer stands, if they disagree the model
-was unsure and the sample goes slow.
+obstacles, half-hidden things) and at the kind of question; a busy scene goes slow at once.
+Otherwise it asks for one short answer with token log-probabilities: a confident answer
+stands, an unsure one goes slow. A backend that gives no log-probabilities is asked for a few
+more short answers at a sampling temperature instead: if they all agree the answer stands,
+else the sample goes slow.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,9 +47,10 @@ class AgentConfig:
     tools: tuple[str, ...] | None = None  # None: every tool
     limits: Limits = field(default_factory=Limits)
     fast_tokens: int = 64
-    votes: int = 3  # auto: short answers sampled to see whether the model is sure
+    busy: float = 0.6  # auto: scene complexity from which it thinks slowly at once
+    confident: float = 0.8  # auto: probability of the answer's first token above which a short answer stands
+    votes: int = 3  # auto, without log-probabilities: short answers that must agree
     vote_temperature: float = 0.8
-    busy: float = 0.5  # auto: scene complexity from which it thinks slowly at once
 
 
 def with_instruction(messages: list[Message], instruction: str) -> list[Message]:
@@ -79,26 +82,53 @@ async def solve(
         reply, trace = await _slow(model, messages, workspace, config, run_folder, options)
         trace.mode, trace.route = "auto", f"slow: scene complexity {busy:.2f} >= {config.busy:g}"
         return reply, trace
-    votes = await asyncio.gather(
-        *(
-            model.generate(
-                with_instruction(messages, FAST),
-                **{**options, "max_tokens": config.fast_tokens, "temperature": config.vote_temperature, "seed": i},
+    short = with_instruction(messages, FAST)
+    first = await model.generate(short, **{**options, "max_tokens": config.fast_tokens, "logprobs": True})
+    trace = Trace(mode="auto", turns=[_turn(first)])
+    sure = answer_confidence(first)
+    if sure is not None:
+        if sure >= config.confident:
+            trace.route = f"fast: answer confidence {sure:.2f} >= {config.confident:g} (complexity {busy:.2f})"
+            return first.text, trace
+        why = f"answer confidence {sure:.2f} < {config.confident:g}"
+    else:
+        more = await asyncio.gather(
+            *(
+                model.generate(
+                    short,
+                    **{**options, "max_tokens": config.fast_tokens, "temperature": config.vote_temperature, "seed": i},
+                )
+                for i in range(1, config.votes)
             )
-            for i in range(config.votes)
         )
-    )
-    trace = Trace(mode="auto", turns=[_turn(c) for c in votes])
-    answers = [parse_answer(c.text, sample.answer_type, sample.choices).value for c in votes]
-    agreed = agreement(answers, sample.answer_type)
-    if agreed is not None:
-        trace.route = f"fast: {config.votes} short answers agree (complexity {busy:.2f})"
-        return votes[agreed].text, trace
+        trace.turns += [_turn(c) for c in more]
+        answers = [parse_answer(c.text, sample.answer_type, sample.choices).value for c in [first, *more]]
+        if agreement(answers, sample.answer_type) is not None:
+            trace.route = f"fast: {config.votes} short answers agree (complexity {busy:.2f})"
+            return first.text, trace
+        why = f"{config.votes} short answers disagree"
     reply, slow = await _slow(model, messages, workspace, config, run_folder, options)
     trace.turns += slow.turns
     trace.stopped = slow.stopped
-    trace.route = f"slow: {config.votes} short answers disagree (complexity {busy:.2f})"
+    trace.route = f"slow: {why} (complexity {busy:.2f})"
     return reply, trace
+
+
+def answer_confidence(completion: Completion) -> float | None:
+    """The probability the model gave the first token of its answer (after ``<answer>``, or
+    of its reply when it wrote no tag); None without log-probabilities."""
+    if not completion.logprobs:
+        return None
+    text = ""
+    start = None
+    for entry in completion.logprobs:
+        if start is None and "<answer>" in text:
+            start = len(text)
+        if start is not None and entry.token.strip():
+            return math.exp(entry.logprob)
+        text += entry.token
+    first = next((e for e in completion.logprobs if e.token.strip()), None)
+    return None if first is None else math.exp(first.logprob)
 
 
 async def _fast(model: Model, messages: list[Message], config: AgentConfig, options: dict) -> tuple[str, Trace]:

@@ -31,10 +31,10 @@ from urllib.request import url2pathname
 from roadthink.errors import RoadthinkError
 from roadthink.models.base import register
 from roadthink.models.toolcalls import split_tool_calls
-from roadthink.models.types import Completion, Message, TextPart
+from roadthink.models.types import Completion, Message, TextPart, TokenLogprob
 
 HUB = "huggingface.co"
-GENERATION_OPTIONS = ("max_tokens", "temperature", "top_p", "seed", "tools")
+GENERATION_OPTIONS = ("max_tokens", "temperature", "top_p", "seed", "tools", "logprobs", "top_logprobs")
 
 
 def _torch() -> Any:
@@ -178,7 +178,7 @@ class HFModel:
             torch.set_num_threads(threads)
         self.device = pick_device(device)
         self.processor, self.model = load(path, self.device, pick_dtype(dtype, self.device))
-        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.tokenizer = tokenizer = getattr(self.processor, "tokenizer", self.processor)
         tokenizer.padding_side = "left"  # decoder-only batches pad on the left
         self._stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -234,13 +234,27 @@ class HFModel:
             sampling.update(temperature=temperature, top_p=options.get("top_p") or 1.0)
             if options.get("seed") is not None:
                 torch.manual_seed(int(options["seed"]))  # a batch shares one stream: seeds fix batches, not rows
+        scored = bool(options.get("logprobs"))
         with self._lock, torch.inference_mode():
             limit = int(options.get("max_tokens") or 256)
-            output = self.model.generate(**inputs, max_new_tokens=limit, pad_token_id=self._pad_id, **sampling)
+            output = self.model.generate(
+                **inputs,
+                max_new_tokens=limit,
+                pad_token_id=self._pad_id,
+                output_scores=scored,
+                return_dict_in_generate=scored,
+                **sampling,
+            )
+        sequences = output.sequences if scored else output
         prompt_length = inputs["input_ids"].shape[1]
-        new = output[:, prompt_length:].tolist()
+        new = sequences[:, prompt_length:].tolist()
+        steps = (
+            token_logprobs(self.processor, output.scores, new, int(options.get("top_logprobs") or 5))
+            if scored
+            else None
+        )
         completions = []
-        for request, row, mask in zip(batch, new, inputs["attention_mask"].tolist(), strict=True):
+        for index, (request, row, mask) in enumerate(zip(batch, new, inputs["attention_mask"].tolist(), strict=True)):
             used = next((i for i, token in enumerate(row) if token in self._stop_ids), len(row))
             text = self.processor.decode(row[:used], skip_special_tokens=True)
             text, calls, _ = split_tool_calls(text) if tools else (text, [], [])
@@ -248,12 +262,33 @@ class HFModel:
                 Completion(
                     text=text,
                     tool_calls=calls,
+                    logprobs=None if steps is None else steps[index][:used],
                     prompt_tokens=int(sum(mask)),
                     completion_tokens=used + (used < len(row)),  # the stop token counts
                     latency_s=time.perf_counter() - request.start,
                 )
             )
         return completions
+
+
+def token_logprobs(tokenizer: Any, scores: tuple, rows: list[list[int]], top: int) -> list[list[TokenLogprob]]:
+    """Per row, each generated token's log-probability and the ``top`` likeliest tokens at
+    that step, from generate()'s per-step scores (the logits after sampling processors)."""
+    import torch
+
+    steps = torch.stack(scores, dim=1).float().log_softmax(-1)  # (batch, new tokens, vocabulary)
+    best = steps.topk(top, dim=-1)
+    out = []
+    for b, row in enumerate(rows):
+        entries = []
+        for t, token in enumerate(row[: steps.shape[1]]):
+            ids, values = best.indices[b, t].tolist(), best.values[b, t].tolist()
+            alternatives = {tokenizer.decode([i]): v for i, v in zip(ids, values, strict=True)}
+            entries.append(
+                TokenLogprob(token=tokenizer.decode([token]), logprob=float(steps[b, t, token]), top=alternatives)
+            )
+        out.append(entries)
+    return out
 
 
 def load(path: str, device: str, dtype: Any) -> tuple[Any, Any]:

@@ -39,7 +39,7 @@ from PIL import Image
 
 from roadthink.errors import FatalModelError, RoadthinkError
 from roadthink.models.base import register
-from roadthink.models.types import Completion, Message, TextPart, ToolCall
+from roadthink.models.types import Completion, Message, TextPart, TokenLogprob, ToolCall
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_CACHE_DIR = Path("~/.cache/roadthink/responses")
@@ -202,11 +202,28 @@ def completion_from(data: dict[str, Any], latency_s: float) -> Completion:
     return Completion(
         text=content,
         tool_calls=calls,
+        logprobs=_logprobs(data["choices"][0].get("logprobs")),
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
         latency_s=latency_s,
         raw=data,
     )
+
+
+def _logprobs(value: Any) -> list[TokenLogprob] | None:
+    """OpenAI's ``choices[0].logprobs.content``; None when the server gave none."""
+    content = value.get("content") if isinstance(value, dict) else None
+    if not isinstance(content, list):
+        return None
+    return [
+        TokenLogprob(
+            token=str(entry.get("token", "")),
+            logprob=float(entry.get("logprob", 0.0)),
+            top={str(t.get("token", "")): float(t.get("logprob", 0.0)) for t in entry.get("top_logprobs") or []},
+        )
+        for entry in content
+        if isinstance(entry, dict)
+    ]
 
 
 def _arguments(value: Any) -> str:
@@ -242,8 +259,9 @@ def write_cached(path: Path, completion: Completion) -> None:
 
 class OpenAIModel:
     """A model behind an OpenAI-compatible server. ``generate`` options ``temperature``,
-    ``max_tokens``, ``tools`` and ``tool_choice`` override the settings; others (the
-    runner's ``sample``, ``scene``, ``seed``) are ignored: a real model reads only messages."""
+    ``max_tokens``, ``tools`` and ``tool_choice`` override the settings, ``logprobs=True``
+    (and ``top_logprobs``) asks for token log-probabilities; others (the runner's ``sample``,
+    ``scene``, ``seed``) are ignored: a real model reads only messages."""
 
     def __init__(
         self,
@@ -304,6 +322,8 @@ class OpenAIModel:
             value = options.get(key, self.defaults.get(key))
             if value is not None:
                 body[key] = value
+        if options.get("logprobs"):
+            body.update(logprobs=True, top_logprobs=int(options.get("top_logprobs") or 5))
         return body
 
     async def _post(self, body: dict[str, Any]) -> Completion:

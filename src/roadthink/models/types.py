@@ -62,6 +62,17 @@ class Message(BaseModel):
         )
 
 
+class TokenLogprob(BaseModel):
+    """One generated token's log-probability and its most likely alternatives (OpenAI's
+    ``logprobs.content`` entry), for answer confidence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str
+    logprob: float
+    top: dict[str, float] = Field(default_factory=dict)  # alternative token -> log-probability
+
+
 class Completion(BaseModel):
     """A model's reply with what it cost."""
 
@@ -69,6 +80,7 @@ class Completion(BaseModel):
 
     text: str
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None  # when asked for (generate(..., logprobs=True)) and given
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0

@@ -46,7 +46,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "oracle": ("roadthink_sample", "roadthink_scene"),
 }
 PARTS: dict[str, type[TextPart] | type[ImagePart]] = {"text": TextPart, "image_url": ImagePart}
-OPTIONS = ("temperature", "top_p", "max_tokens", "seed", "stop", "tools", "tool_choice")  # passed on when given
+OPTIONS = ("temperature", "top_p", "max_tokens", "seed", "stop", "tools", "tool_choice", "logprobs", "top_logprobs")
 
 
 class ApiError(Exception):
@@ -73,6 +73,8 @@ class ChatRequest(BaseModel):
     stream: bool = False
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
     roadthink_sample: Sample | None = None
     roadthink_scene: Scene | None = None
 
@@ -188,8 +190,31 @@ def chat_completion(completion: Completion, model_id: str) -> dict[str, Any]:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model_id,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(completion)}],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": finish_reason(completion),
+                "logprobs": openai_logprobs(completion),
+            }
+        ],
         "usage": usage,
+    }
+
+
+def openai_logprobs(completion: Completion) -> dict[str, Any] | None:
+    """Token log-probabilities in OpenAI's ``logprobs.content`` shape, when the model gave them."""
+    if completion.logprobs is None:
+        return None
+    return {
+        "content": [
+            {
+                "token": t.token,
+                "logprob": t.logprob,
+                "top_logprobs": [{"token": k, "logprob": v} for k, v in t.top.items()],
+            }
+            for t in completion.logprobs
+        ]
     }
 
 
