@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-dev
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,hf]' torch==2.13.0  # torch's CPU build: a bare torch pulls CUDA
+	$(PY) -m pip install --quiet -e '.[dev,train]' torch==2.13.0  # torch's CPU build: a bare torch pulls CUDA
 	touch $@
 
 demo: $(STAMP)

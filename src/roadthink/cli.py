@@ -22,6 +22,8 @@ bench_app = typer.Typer(help="Build benchmark splits of questions with exact ans
 app.add_typer(bench_app, name="bench")
 models_app = typer.Typer(help="Build models roadthink makes itself.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+train_app = typer.Typer(help="Train models on a benchmark split (TRL: SFT, then GRPO).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -483,6 +485,43 @@ def models_tiny(
     texts = bench_corpus(load_rows(bench)) if bench is not None else None
     build_tiny_qwen2vl(out, texts, config)
     console.print(f"tiny Qwen2-VL in {out}: use it as hf:{out}")
+
+
+@train_app.command("sft")
+@reports_errors
+def train_sft(
+    bench: Annotated[Path, typer.Option(help="A train split (roadthink bench build --split train).")],
+    out: Annotated[Path, typer.Option(help="Output folder: checkpoints, log.jsonl, then the model (hf:OUT).")],
+    model: Annotated[str, typer.Option(help="tiny (the CPU recipe, built here) or hf:<folder-or-id>.")] = "tiny",
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 300,
+    batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule).")] = 2e-3,
+    val: Annotated[Path | None, typer.Option(help="A val split: accuracy measured by the evaluation.")] = None,
+    val_every: Annotated[int, typer.Option(help="Steps between val accuracy checks (0: at the end only).")] = 0,
+    val_size: Annotated[int, typer.Option(help="Val samples per check.")] = 64,
+    save_steps: Annotated[int, typer.Option(help="Steps between checkpoints (a rerun resumes from the last).")] = 100,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N train samples.")] = None,
+    device: Annotated[str, typer.Option(help="cuda, mps, cpu or auto.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of weights, data order and sampling.")] = 0,
+) -> None:
+    """Supervised fine-tuning: reasoning and answers as the split's references give them;
+    running it again resumes from the last checkpoint."""
+    from roadthink.train.sft import TrainSettings
+    from roadthink.train.sft import train_sft as run_sft
+
+    settings = TrainSettings(
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=lr,
+        seed=seed,
+        device=device,
+        limit=limit,
+        val_every=val_every,
+        val_size=val_size,
+        save_steps=save_steps,
+    )
+    folder = run_sft(bench, out, model, settings, val)
+    console.print(f"model: {folder} (roadthink eval --model hf:{folder}); log: {folder / 'log.jsonl'}")
 
 
 @app.command()

@@ -166,7 +166,10 @@ class HFModel:
         top_p: float | None = None,
         batch_size: int = 8,
         threads: int | None = None,
+        loaded: tuple[Any, Any] | None = None,
     ) -> None:
+        """``loaded``: (processor, model) already in memory, e.g. a model in training, used as
+        they are instead of loading ``path``."""
         if not path:
             raise RoadthinkError("hf: needs a model folder or Hugging Face id, e.g. hf:models/tiny")
         self.name = f"hf:{path}"
@@ -177,7 +180,7 @@ class HFModel:
         if threads:
             torch.set_num_threads(threads)
         self.device = pick_device(device)
-        self.processor, self.model = load(path, self.device, pick_dtype(dtype, self.device))
+        self.processor, self.model = loaded or load(path, self.device, pick_dtype(dtype, self.device))
         self.tokenizer = tokenizer = getattr(self.processor, "tokenizer", self.processor)
         tokenizer.padding_side = "left"  # decoder-only batches pad on the left
         self._stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
