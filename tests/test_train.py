@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ from roadthink.eval.bench import load_bench
 from roadthink.eval.prompt import messages_for
 from roadthink.models.hf_backend import HFModel
 from roadthink.train.data import sft_dataset, target, train_split
-from roadthink.train.sft import TrainSettings, train_sft
+from roadthink.train.grpo import GRPOSettings, train_grpo
+from roadthink.train.run import TrainSettings
+from roadthink.train.sft import train_sft
 
 
 def log(out: Path) -> list[dict]:
@@ -73,3 +76,33 @@ def test_cli_builds_the_recipe_and_measures_val_accuracy(splits, tmp_path) -> No
     assert len(accuracy) == 1 and 0.0 <= accuracy[0] <= 1.0
     assert (out / "val" / "step-2" / "metrics.json").is_file()
     assert json.loads((out / "train_settings.json").read_text())["steps"] == 2
+
+
+def test_grpo_logs_every_reward_by_name_and_resumes(tiny_model, splits, tmp_path) -> None:
+    out = tmp_path / "grpo"
+    settings = TrainSettings(steps=2, batch_size=4, learning_rate=1e-3, logging_steps=1, save_steps=1, limit=16)
+    grpo = GRPOSettings(rewards=("accuracy", "format", "meta_action"), generations=4, max_completion=8)
+    train_grpo(tiny_model, splits["train"][0], out, settings, grpo)
+    steps = [row for row in log(out) if "loss" in row]
+    assert [row["step"] for row in steps] == [1, 2]
+    for row in steps:
+        assert {"rewards/accuracy_reward/mean", "rewards/format_reward/mean", "reward"} <= set(row)
+    train_grpo(tiny_model, splits["train"][0], out, TrainSettings(**{**settings.__dict__, "steps": 3}), grpo)
+    assert [row["step"] for row in log(out) if "loss" in row] == [1, 2, 3]
+    assert (out / "config.json").is_file() and (out / "processor_config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"init": "bench"}, "is not a model folder (no config.json)"),
+        ({"grpo": GRPOSettings(rewards=("accuracy", "speed"))}, "unknown reward 'speed'"),
+        ({"grpo": GRPOSettings(rewards=("accuracy",), weights=(1.0, 2.0))}, "2 reward weights for 1 rewards"),
+        ({"settings": TrainSettings(batch_size=6)}, "batch size 6 must be a multiple of the 8 generations"),
+    ],
+)
+def test_grpo_refuses_bad_input_in_one_line(tiny_model, splits, tmp_path, change, message) -> None:
+    init = splits["test"][0] if change.get("init") == "bench" else tiny_model
+    with pytest.raises(RoadthinkError, match=re.escape(message)):
+        train_grpo(init, splits["train"][0], tmp_path / "g", change.get("settings"), change.get("grpo", GRPOSettings()))
+    assert not (tmp_path / "g" / "log.jsonl").exists()

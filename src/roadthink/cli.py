@@ -487,40 +487,98 @@ def models_tiny(
     console.print(f"tiny Qwen2-VL in {out}: use it as hf:{out}")
 
 
+# Options both training commands take.
+TrainBench = Annotated[Path, typer.Option(help="A train split (roadthink bench build --split train).")]
+TrainOut = Annotated[Path, typer.Option(help="Output folder: checkpoints, log.jsonl, then the model (hf:OUT).")]
+Steps = Annotated[int, typer.Option(help="Optimiser steps.")]
+TrainBatch = Annotated[int, typer.Option(help="Samples (GRPO: completions) per step.")]
+LearningRate = Annotated[float, typer.Option(help="Peak learning rate (cosine schedule).")]
+Val = Annotated[Path | None, typer.Option(help="A val split: accuracy measured by the evaluation.")]
+ValEvery = Annotated[int, typer.Option(help="Steps between val accuracy checks (0: at the end only).")]
+ValSize = Annotated[int, typer.Option(help="Val samples per check.")]
+SaveSteps = Annotated[int, typer.Option(help="Steps between checkpoints (a rerun resumes from the last).")]
+Limit = Annotated[int | None, typer.Option(help="Use only the first N train samples.")]
+TrainDevice = Annotated[str, typer.Option(help="cuda, mps, cpu or auto.")]
+TrainSeed = Annotated[int, typer.Option(help="Seed of weights, data order and sampling.")]
+
+
+def _train_settings(**values):
+    from roadthink.train.run import TrainSettings
+
+    values["learning_rate"] = values.pop("lr")
+    return TrainSettings(**values)
+
+
 @train_app.command("sft")
 @reports_errors
 def train_sft(
-    bench: Annotated[Path, typer.Option(help="A train split (roadthink bench build --split train).")],
-    out: Annotated[Path, typer.Option(help="Output folder: checkpoints, log.jsonl, then the model (hf:OUT).")],
+    bench: TrainBench,
+    out: TrainOut,
     model: Annotated[str, typer.Option(help="tiny (the CPU recipe, built here) or hf:<folder-or-id>.")] = "tiny",
-    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 300,
-    batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 16,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule).")] = 2e-3,
-    val: Annotated[Path | None, typer.Option(help="A val split: accuracy measured by the evaluation.")] = None,
-    val_every: Annotated[int, typer.Option(help="Steps between val accuracy checks (0: at the end only).")] = 0,
-    val_size: Annotated[int, typer.Option(help="Val samples per check.")] = 64,
-    save_steps: Annotated[int, typer.Option(help="Steps between checkpoints (a rerun resumes from the last).")] = 100,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N train samples.")] = None,
-    device: Annotated[str, typer.Option(help="cuda, mps, cpu or auto.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed of weights, data order and sampling.")] = 0,
+    steps: Steps = 300,
+    batch_size: TrainBatch = 16,
+    lr: LearningRate = 2e-3,
+    val: Val = None,
+    val_every: ValEvery = 0,
+    val_size: ValSize = 64,
+    save_steps: SaveSteps = 100,
+    limit: Limit = None,
+    device: TrainDevice = "auto",
+    seed: TrainSeed = 0,
 ) -> None:
     """Supervised fine-tuning: reasoning and answers as the split's references give them;
     running it again resumes from the last checkpoint."""
-    from roadthink.train.sft import TrainSettings
     from roadthink.train.sft import train_sft as run_sft
 
-    settings = TrainSettings(
-        steps=steps,
-        batch_size=batch_size,
-        learning_rate=lr,
-        seed=seed,
-        device=device,
-        limit=limit,
-        val_every=val_every,
-        val_size=val_size,
-        save_steps=save_steps,
-    )
+    settings = _train_settings(
+        steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit,
+        val_every=val_every, val_size=val_size, save_steps=save_steps,
+    )  # fmt: skip
     folder = run_sft(bench, out, model, settings, val)
+    console.print(f"model: {folder} (roadthink eval --model hf:{folder}); log: {folder / 'log.jsonl'}")
+
+
+@train_app.command("grpo")
+@reports_errors
+def train_grpo(
+    init: Annotated[Path, typer.Option(help="The model to start from: a folder `train sft` wrote.")],
+    bench: TrainBench,
+    out: TrainOut,
+    rewards: Annotated[
+        str,
+        typer.Option(
+            help="Rewards, comma-separated: accuracy, format, waypoint, collision_free, meta_action, "
+            "brevity, tool_bonus."
+        ),
+    ] = "accuracy,format,waypoint,collision_free,meta_action",
+    weights: Annotated[str | None, typer.Option(help="One weight per reward, comma-separated (default all 1).")] = None,
+    generations: Annotated[int, typer.Option(help="Completions sampled per prompt (the group).")] = 8,
+    max_completion: Annotated[int, typer.Option(help="Longest completion, in tokens.")] = 96,
+    steps: Steps = 200,
+    batch_size: TrainBatch = 32,
+    lr: LearningRate = 1e-4,
+    val: Val = None,
+    val_every: ValEvery = 0,
+    val_size: ValSize = 64,
+    save_steps: SaveSteps = 50,
+    limit: Limit = None,
+    device: TrainDevice = "auto",
+    seed: TrainSeed = 0,
+) -> None:
+    """GRPO with verifiable rewards, each logged by name per step; resumable."""
+    from roadthink.train.grpo import GRPOSettings
+    from roadthink.train.grpo import train_grpo as run_grpo
+
+    settings = _train_settings(
+        steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit,
+        val_every=val_every, val_size=val_size, save_steps=save_steps,
+    )  # fmt: skip
+    try:
+        weighted = None if weights is None else tuple(float(w) for w in _names(weights))
+    except ValueError:
+        raise RoadthinkError(f"--weights: {weights!r} is not a comma-separated list of numbers") from None
+    grpo = GRPOSettings(tuple(_names(rewards)), weighted, generations, max_completion)
+    folder = run_grpo(init, bench, out, settings, grpo, val)
     console.print(f"model: {folder} (roadthink eval --model hf:{folder}); log: {folder / 'log.jsonl'}")
 
 

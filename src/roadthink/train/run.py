@@ -1,0 +1,127 @@
+"""What the training commands share: settings, the trainer arguments that follow from them,
+a per-step log, accuracy on a val split measured by the evaluation, resumption, and saving
+the result as a model folder."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from roadthink.eval.bench import Bench, load_bench
+from roadthink.eval.runner import RunConfig, run
+from roadthink.models.hf_backend import HFModel
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int = 300
+    batch_size: int = 16
+    learning_rate: float = 2e-3  # from scratch; fine-tuning a pretrained model wants ~1e-5
+    warmup_ratio: float = 0.05
+    seed: int = 0
+    device: str = "auto"
+    save_steps: int = 100
+    logging_steps: int = 10
+    limit: int | None = None  # train samples used (None: all)
+    val_every: int = 0  # steps between accuracy checks on the val split (0: only at the end)
+    val_size: int = 64
+
+
+def trainer_arguments(settings: TrainSettings, out: Path, device: str) -> dict[str, Any]:
+    """The TrainingArguments both trainers take from ``settings``."""
+    return {
+        "output_dir": str(out),
+        "max_steps": settings.steps,
+        "per_device_train_batch_size": settings.batch_size,
+        "learning_rate": settings.learning_rate,
+        "warmup_steps": max(1, round(settings.warmup_ratio * settings.steps)),
+        "lr_scheduler_type": "cosine",
+        "logging_steps": settings.logging_steps,
+        "save_steps": settings.save_steps,
+        "save_total_limit": 2,
+        "seed": settings.seed,
+        "report_to": [],
+        "use_cpu": device == "cpu",
+        "bf16": device.startswith("cuda"),
+        "dataloader_num_workers": 0,
+    }
+
+
+def record(out: Path, kind: str, model: str, settings: TrainSettings) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_settings.json").write_text(json.dumps({"kind": kind, "model": model, **asdict(settings)}, indent=2))
+
+
+def callbacks(out: Path, processor: Any, settings: TrainSettings, val: Path | None) -> list[TrainerCallback]:
+    """The per-step log, and the val accuracy check when a val split is given."""
+    found: list[TrainerCallback] = [LogLines(out / "log.jsonl")]
+    if val is not None:
+        found.append(ValAccuracy(load_bench(val), settings.val_size, settings.val_every, processor, out))
+    return found
+
+
+def train_and_save(trainer: Any, processor: Any, out: Path) -> Path:
+    """Train, resuming from OUT's last checkpoint when there is one, then save the model and
+    its processor to OUT: a folder ``hf:OUT`` loads."""
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, ValAccuracy):
+            callback.trainer = trainer
+    last = get_last_checkpoint(str(out)) if any(out.glob("checkpoint-*")) else None
+    trainer.train(resume_from_checkpoint=last)
+    trainer.save_model(str(out))
+    processor.save_pretrained(str(out))
+    return out
+
+
+class LogLines(TrainerCallback):
+    """Every log (loss, learning rate, accuracy on val…) as one JSON line in OUT/log.jsonl,
+    appended, so a resumed run keeps the history."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": state.global_step, **(logs or {})}) + "\n")
+
+
+class ValAccuracy(TrainerCallback):
+    """Accuracy on the first samples of a val split, measured by the evaluation itself on the
+    model as it trains, every ``every`` steps (and at the end)."""
+
+    def __init__(self, val: Bench, size: int, every: int, processor: Any, out: Path) -> None:
+        self.val, self.size, self.every, self.processor, self.out = val, size, every, processor, out
+        self.trainer: Any = None
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.every and state.global_step % self.every == 0:
+            self.measure(state.global_step, kwargs["model"])
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.measure(state.global_step, kwargs["model"])
+
+    def measure(self, step: int, model: Any) -> None:
+        accuracy = val_accuracy(self.val, self.size, self.processor, model, self.out / "val" / f"step-{step}")
+        if self.trainer is not None:
+            self.trainer.log({"val_accuracy": accuracy})
+
+
+def val_accuracy(val: Bench, size: int, processor: Any, model: Any, out: Path) -> float | None:
+    """The evaluation's accuracy of ``model`` (in memory, as it is) on ``size`` val samples."""
+    was_training = model.training
+    model.eval()
+    side = processor.tokenizer.padding_side
+    try:
+        backend = HFModel(str(out), loaded=(processor, model), max_tokens=96, batch_size=16)
+        config = RunConfig(backend.name, val.path, ["clean"], limit=size, concurrency=16)
+        metrics = asyncio.run(run(backend, val, out, config, show_progress=False))
+    finally:
+        processor.tokenizer.padding_side = side
+        model.train(was_training)
+    return metrics["overall"]["accuracy"]
