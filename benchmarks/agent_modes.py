@@ -46,7 +46,7 @@ def main() -> None:
             traces = [r.trace for r in results if r.trace]
             rows[mode] = {
                 "accuracy": metrics["overall"]["accuracy"] or 0.0,
-                "calls": sum(len(t["turns"]) for t in traces) / max(1, len(results)),
+                "calls": sum(t.model_calls for t in traces) / max(1, len(results)),
                 "tokens": sum(r.prompt_tokens + r.completion_tokens for r in results) / max(1, len(results)),
                 "latency": sum(r.latency_s for r in results) / max(1, len(results)),
             }

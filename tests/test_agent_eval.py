@@ -28,9 +28,9 @@ def test_a_looking_agent_run_records_traces_and_tool_use(splits, tmp_path: Path)
     assert agent["by_tool"] == {"past_frame": {"calls": 20, "errors": 0}, "zoom": {"calls": 20, "errors": 0}}
     assert metrics["overall"]["accuracy"] == 1.0  # looking again did not get in the way of the answer
     results, _ = finished_results(out / "samples.jsonl")
-    zoom = results[0].trace["turns"][0]["calls"][0]
-    assert zoom["name"] == "zoom" and (out / zoom["images"][0]).is_file()
-    assert zoom["images"][0].startswith("traces/clean/")
+    zoom = results[0].trace.turns[0].calls[0]
+    assert zoom.name == "zoom" and (out / zoom.images[0]).is_file()
+    assert zoom.images[0].startswith("traces/clean/")
     config = json.loads((out / "config.json").read_text())
     assert config["agent"]["mode"] == "slow" and config["agent"]["limits"]["turns"] == 6
     page = (out / "report.html").read_text()

@@ -91,7 +91,7 @@ def zoom(
     enlarged, cut from the full-resolution image."""
     image = _view(workspace, view)
     height, width = image.shape[:2]
-    shown = workspace.shown_size(view)
+    shown = workspace.shown_size(image)
     s = workspace.settings
     x1, y1, x2, y2 = crop_window(to_original(bbox, shown, (width, height)), (width, height), s.min_crop, s.max_aspect)
     crop = image[y1:y2, x1:x2]
@@ -147,7 +147,7 @@ def detect(
         detection = type(detection)(**{**detection.__dict__, "id": f"d{i}"})
         workspace.detections[detection.id] = detection
         named.append(detection)
-    shown = workspace.shown_size(camera)
+    shown = workspace.shown_size(image)
     height, width = image.shape[:2]
     lines = [
         f"{d.id} {d.category} score {d.score:.2f} box "

@@ -101,11 +101,11 @@ class Workspace:
         save_png(path, image)
         return path
 
-    def shown_size(self, key: str) -> tuple[int, int]:
-        """(width, height) of the coordinate frame the model gives boxes in for this view."""
+    def shown_size(self, image: np.ndarray) -> tuple[int, int]:
+        """(width, height) of the coordinate frame the model gives boxes in for ``image``."""
         if self.settings.coords == "normalized":
             return (1000, 1000)
-        height, width = self.image(key).shape[:2]
+        height, width = image.shape[:2]
         return (width, height)
 
 

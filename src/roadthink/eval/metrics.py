@@ -101,7 +101,12 @@ def _score_waypoints(answer: Any, value: Any, scene: Scene | None) -> Scored:
     unparsed plan gets, with no threshold to tune. The ST-P3 3 s error is the one that uses
     all six points."""
     details = {**l2_errors(value, answer), **collisions(value, _needed(scene, "a trajectory"))}
-    return Scored(correct=None, score=1.0 / (1.0 + details["l2_stp3_3s"]), details=details)
+    return Scored(correct=None, score=plan_score(details), details=details)
+
+
+def plan_score(l2: dict[str, float]) -> float:
+    """A plan's score from its L2 errors: 1 / (1 + ST-P3's mean L2 over 3 s)."""
+    return 1.0 / (1.0 + l2["l2_stp3_3s"])
 
 
 SCORERS: dict[AnswerType, AnswerScorer] = {
@@ -308,7 +313,7 @@ def block(results: list[Result]) -> dict[str, Any]:
     with_facts = [r for r in results if "facts_stated" in r.details]
     if with_facts:
         out["reasoning"] = _reasoning(with_facts)
-    traced = [Trace.model_validate(r.trace) for r in results if r.trace is not None]
+    traced = [r.trace for r in results if r.trace is not None]
     if traced:
         out["agent"] = agent_measures(traced)
     checked = [r.rules for r in results if r.rules is not None]

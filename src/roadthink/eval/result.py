@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from roadthink.agent.trace import Trace
 from roadthink.errors import RoadthinkError
 
 
@@ -58,7 +59,7 @@ class Result(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     condition: str = "clean"  # "clean", "<corruption>:<severity>" or "text_only"
-    trace: dict[str, Any] | None = None  # the agent's episode (roadthink.agent.trace.Trace), when there is an agent
+    trace: Trace | None = None  # the agent's episode, when there is an agent
     rules: dict[str, Any] | None = None  # a planned action's traffic-rule check (eval.runner.check_action)
 
 

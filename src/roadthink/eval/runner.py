@@ -163,7 +163,7 @@ def _scene(bench: Bench, sample: Sample) -> Scene | None:
     return _load_scene(path) if path is not None and path.is_file() else None
 
 
-def condition_image(rgb: np.ndarray, condition: str, seed: int, key: str) -> np.ndarray:
+def condition_image(rgb: np.ndarray, key: str, condition: str, seed: int) -> np.ndarray:
     """``rgb`` as the model sees it under ``condition`` (clean, a corruption, text-only),
     deterministic per run seed and image ``key``."""
     if condition == CLEAN:
@@ -190,7 +190,7 @@ def _image_urls(bench: Bench, sample: Sample, condition: str, out: Path, seed: i
             bgr = cv2.imread(str(source), cv2.IMREAD_COLOR)
             if bgr is None:
                 raise ValueError(f"image {rel} is missing or does not decode")
-            save_png(target, condition_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), condition, seed, rel))
+            save_png(target, condition_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), rel, condition, seed))
         urls.append(target.resolve().as_uri())
     return urls
 
@@ -205,14 +205,10 @@ def _workspace(
         scene=scene,
         images=sample_images(urls),
         out=out / "traces" / condition.replace(":", "-") / sample.id,
-        condition=partial(_condition_view, condition=condition, seed=config.seed),
+        condition=partial(condition_image, condition=condition, seed=config.seed),
         settings=config.tools,
         seed=config.seed + zlib.crc32(sample.id.encode()),
     )
-
-
-def _condition_view(image: np.ndarray, key: str, condition: str, seed: int) -> np.ndarray:
-    return condition_image(image, condition, seed, key)
 
 
 async def evaluate_one(
@@ -264,7 +260,7 @@ async def evaluate_one(
         prompt_tokens=tokens[0],
         completion_tokens=tokens[1],
         condition=condition,
-        trace=None if trace is None else trace.model_dump(mode="json"),
+        trace=trace,
         rules=rules,
     )
 

@@ -19,10 +19,9 @@ WINDOW = (255, 200, 0)  # RGB: the zoom window
 CLIP = 600  # characters of a turn's text shown
 
 
-def trace_html(trace: dict[str, Any], run: Path, encode: Any) -> str:
-    """The trace of one result (as stored in samples.jsonl) as HTML; ``encode(image, width)``
-    makes a data URI (the report's own JPEG encoder)."""
-    parsed = Trace.model_validate(trace)
+def trace_html(parsed: Trace, run: Path, encode: Any) -> str:
+    """The trace of one result as HTML; ``encode(image, width)`` makes a data URI (the
+    report's own JPEG encoder)."""
     calls = parsed.tool_calls
     summary = (
         f"agent ({escape(parsed.mode)}): {parsed.model_calls} model calls, {len(calls)} tool calls "

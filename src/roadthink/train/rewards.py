@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from roadthink.errors import RoadthinkError
-from roadthink.eval.metrics import collisions, l2_errors, score
+from roadthink.eval.metrics import collisions, l2_errors, plan_score, score
 from roadthink.eval.parsing import parse_answer
 from roadthink.eval.result import Parsed
 from roadthink.models.toolcalls import TOOL_CALL
@@ -79,16 +79,14 @@ def format_reward(completions: Sequence[Any], **kwargs: Any) -> list[float | Non
 
 
 def waypoint_reward(completions: Sequence[Any], sample: Sequence[str], **kwargs: Any) -> list[float | None]:
-    """For plans: 1 / (1 + mean L2 over 3 s), 1 for a perfect plan, 0.5 at 1 m of error; 0 for
-    a plan that does not parse; None for other questions."""
+    """For plans: the evaluation's plan score, 1 / (1 + mean L2 over 3 s), 1 for a perfect plan,
+    0.5 at 1 m of error; 0 for a plan that does not parse; None for other questions."""
     rewards: list[float | None] = []
     for s, parsed in _graded(completions, sample):
         if s.answer_type is not AnswerType.WAYPOINTS:
             rewards.append(None)
         else:
-            rewards.append(
-                0.0 if parsed.value is None else 1.0 / (1.0 + l2_errors(parsed.value, s.answer)["l2_stp3_3s"])
-            )
+            rewards.append(0.0 if parsed.value is None else plan_score(l2_errors(parsed.value, s.answer)))
     return rewards
 
 
