@@ -9,7 +9,11 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image as PILImage
+from transformers import AutoModelForImageTextToText, AutoProcessor
 from typer.testing import CliRunner
 
 from roadthink.cli import app
@@ -17,7 +21,7 @@ from roadthink.errors import RoadthinkError
 from roadthink.eval.bench import load_bench
 from roadthink.eval.prompt import messages_for
 from roadthink.models.hf_backend import HFModel
-from roadthink.train.data import sft_dataset, target, train_split
+from roadthink.train.data import grpo_dataset, sft_dataset, target, train_split
 from roadthink.train.grpo import GRPOSettings, train_grpo
 from roadthink.train.run import TrainSettings
 from roadthink.train.sft import train_sft
@@ -27,17 +31,41 @@ def log(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
-def test_sft_examples_are_the_evaluations_prompt_and_the_reference(splits) -> None:
+def test_sft_examples_are_the_evaluations_prompt_and_the_reference(tiny_model, splits, tmp_path) -> None:
     bench = train_split(splits["train"][0])
-    data = sft_dataset(bench, limit=3)
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    data = sft_dataset(bench, processor, limit=3, cache=tmp_path / "images")
     first, sample = data[0], bench.samples[0]
-    system, user, reply = first["messages"]
+    system, user = first["prompt"]
+    (reply,) = first["completion"]
     assert system["role"] == "system" and "<answer></answer>" in system["content"][0]["text"]
     assert [p["type"] for p in user["content"]] == ["image"] * len(sample.images) + ["text"]
     assert sample.question in user["content"][-1]["text"]
-    assert reply["content"][0]["text"] == target(sample)
+    assert reply["role"] == "assistant" and reply["content"][0]["text"] == target(sample)
     assert target(sample).startswith("<think>") and target(sample).endswith(f"<answer>{sample.answer}</answer>")
-    assert len(first["images"]) == len(sample.images) and first["images"][0].size == (640, 360)
+    # the reasoning taught names nothing the images do not show: no agent, light or lane ids
+    with_ids = [s for s in bench.samples if re.search(r"\b(a|tl)\d+\b", " ".join(x.text for x in s.reference_steps))]
+    assert len(with_ids) > len(bench.samples) / 2
+    assert not any(re.search(r"\b(a|tl)\d+\b|\br\d+_[fb]\d", target(s)) for s in bench.samples)
+    # images come at the size the processor gives them, resized once into the cache, same pixels
+    original = PILImage.open(splits["train"][0] / sample.images[0])
+    assert len(first["images"]) == len(sample.images) and first["images"][0].size != original.size
+    assert Path(first["images"][0].filename).is_relative_to(tmp_path / "images")
+    np.testing.assert_array_equal(
+        processor.image_processor(images=[original])["pixel_values"],
+        processor.image_processor(images=[first["images"][0]])["pixel_values"],
+    )
+
+
+def test_training_can_keep_to_some_families(tiny_model, splits) -> None:
+    bench = train_split(splits["train"][0])
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    data = grpo_dataset(bench, processor, families=("perception", "spatial"))
+    families = {json.loads(row)["family"] for row in data["sample"]}
+    assert families == {"perception", "spatial"}
+    assert len(data) == sum(s.family in families for s in bench.samples)
+    with pytest.raises(RoadthinkError, match="no samples of weather; its families: corner_case"):
+        sft_dataset(bench, processor, families=("perception", "weather"))
 
 
 def test_only_train_splits_are_trained_on(splits, tmp_path) -> None:
@@ -54,6 +82,15 @@ def test_a_few_steps_lower_the_loss_and_resume(tiny_model, splits, tmp_path) -> 
     losses = [row["loss"] for row in log(out) if "loss" in row]
     assert len(losses) == 4 and losses[-1] < losses[0]
     assert (out / "checkpoint-4").is_dir()
+    # run again when finished: the model it saves is the checkpoint's, every weight of it
+    train_sft(splits["train"][0], out, f"hf:{tiny_model}", settings)
+    saved = AutoModelForImageTextToText.from_pretrained(out).state_dict()
+    checkpoint = AutoModelForImageTextToText.from_pretrained(out / "checkpoint-4").state_dict()
+    initial = AutoModelForImageTextToText.from_pretrained(tiny_model).state_dict()
+    assert all(torch.equal(saved[k], checkpoint[k]) for k in checkpoint)
+    assert not torch.equal(
+        saved["model.visual.patch_embed.proj.weight"], initial["model.visual.patch_embed.proj.weight"]
+    )
     longer = TrainSettings(**{**settings.__dict__, "steps": 6})
     train_sft(splits["train"][0], out, f"hf:{tiny_model}", longer)  # resumes at step 4
     steps = [row["step"] for row in log(out) if "loss" in row]

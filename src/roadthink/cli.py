@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -498,6 +499,7 @@ ValEvery = Annotated[int, typer.Option(help="Steps between val accuracy checks (
 ValSize = Annotated[int, typer.Option(help="Val samples per check.")]
 SaveSteps = Annotated[int, typer.Option(help="Steps between checkpoints (a rerun resumes from the last).")]
 Limit = Annotated[int | None, typer.Option(help="Use only the first N train samples.")]
+Families = Annotated[str | None, typer.Option(help="Train only on these task families (comma-separated).")]
 TrainDevice = Annotated[str, typer.Option(help="cuda, mps, cpu or auto.")]
 TrainSeed = Annotated[int, typer.Option(help="Seed of weights, data order and sampling.")]
 
@@ -506,7 +508,8 @@ def _train_settings(**values):
     from roadthink.train.run import TrainSettings
 
     values["learning_rate"] = values.pop("lr")
-    return TrainSettings(**values)
+    families = values.pop("families")
+    return TrainSettings(**values, families=None if families is None else tuple(_names(families)))
 
 
 @train_app.command("sft")
@@ -523,6 +526,7 @@ def train_sft(
     val_size: ValSize = 64,
     save_steps: SaveSteps = 100,
     limit: Limit = None,
+    families: Families = None,
     device: TrainDevice = "auto",
     seed: TrainSeed = 0,
 ) -> None:
@@ -531,7 +535,7 @@ def train_sft(
     from roadthink.train.sft import train_sft as run_sft
 
     settings = _train_settings(
-        steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit,
+        steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit, families=families,
         val_every=val_every, val_size=val_size, save_steps=save_steps,
     )  # fmt: skip
     folder = run_sft(bench, out, model, settings, val)
@@ -562,6 +566,7 @@ def train_grpo(
     val_size: ValSize = 64,
     save_steps: SaveSteps = 50,
     limit: Limit = None,
+    families: Families = None,
     device: TrainDevice = "auto",
     seed: TrainSeed = 0,
 ) -> None:
@@ -570,7 +575,7 @@ def train_grpo(
     from roadthink.train.grpo import train_grpo as run_grpo
 
     settings = _train_settings(
-        steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit,
+        steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit, families=families,
         val_every=val_every, val_size=val_size, save_steps=save_steps,
     )  # fmt: skip
     try:
@@ -609,14 +614,20 @@ def corruptions(
     console.print(f"grid: {out}")
 
 
+def _folder_name(model: str) -> str:
+    """A model string as one folder name (``hf:/x/y`` → ``hf-x-y``)."""
+    return re.sub(r"[^A-Za-z0-9._]+", "-", model).strip("-") or "model"
+
+
 @app.command()
 @reports_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo's benchmark and runs go.")] = Path("runs/demo"),
     size: Annotated[int, typer.Option(help="Samples per task in the demo's test split.")] = 4,
+    model: Annotated[str, typer.Option(help="The model to show (default: the shipped built-in VLM).")] = "builtin",
 ) -> None:
-    """Build a small benchmark (cached), evaluate the oracle and the blind baseline on it,
-    and print how they compare, family by family."""
+    """Build a small benchmark (cached), evaluate the model on it beside the blind baseline
+    (chance) and the oracle (the ceiling), and print how they compare, family by family."""
     import asyncio
 
     from roadthink.eval.bench import load_bench
@@ -631,19 +642,19 @@ def demo(
             build(folder, select_tasks(), split, n)
     test = splits["test"][0]
     results = {}
-    for model in ("oracle", "blind"):
-        config = RunConfig(model, test, ["clean"])
-        the_model = resolve_model(model, train=splits["train"][0])
-        results[model] = asyncio.run(run(the_model, load_bench(test), out / "runs" / model, config))
-    table = Table(title=f"roadthink demo: {results['oracle']['overall']['n']} samples of {test}")
+    for name in dict.fromkeys((model, "blind", "oracle")):
+        config = RunConfig(name, test, ["clean"])
+        the_model = resolve_model(name, train=splits["train"][0])
+        results[name] = asyncio.run(run(the_model, load_bench(test), out / "runs" / _folder_name(name), config))
+    table = Table(title=f"roadthink demo: {results[model]['overall']['n']} samples of {test}")
     table.add_column("family")
-    for model in results:
-        table.add_column(f"{model} accuracy", justify="right")
+    for name in results:
+        table.add_column(f"{name} accuracy", justify="right")
     families = sorted(results["oracle"]["by_family"])
-    for name, blocks in [("overall", [r["overall"] for r in results.values()])] + [
+    for row, blocks in [("overall", [r["overall"] for r in results.values()])] + [
         (f, [r["by_family"][f] for r in results.values()]) for f in families
     ]:
-        table.add_row(name, *("-" if b.get("accuracy") is None else f"{100 * b['accuracy']:.1f}" for b in blocks))
+        table.add_row(row, *("-" if b.get("accuracy") is None else f"{100 * b['accuracy']:.1f}" for b in blocks))
     console.print(table)
-    for model in results:
-        console.print(f"{model} report: {out / 'runs' / model / 'report.html'}")
+    for name in results:
+        console.print(f"{name} report: {out / 'runs' / _folder_name(name) / 'report.html'}")

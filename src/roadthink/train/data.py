@@ -1,6 +1,7 @@
-"""Benchmark splits as training data, in TRL's conversational form with images: SFT examples
-(the question as the evaluation asks it, and the reference reasoning and answer as the
-reply) and GRPO prompts (the question, with the sample and its scene file for the rewards).
+"""Benchmark splits as training data, in TRL's conversational prompt-completion form with
+images: SFT examples (the question as the evaluation asks it, and the reference reasoning and
+answer as the completion, the only tokens the loss is taken on) and GRPO prompts (the
+question, with the sample and its scene file for the rewards).
 
 The prompt is the evaluation's own (``eval.prompt.messages_for``), so a model is trained on
 exactly what it will be asked.
@@ -8,11 +9,16 @@ exactly what it will be asked.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset, Image, Sequence
+from PIL import Image as PILImage
 
 from roadthink.errors import RoadthinkError
 from roadthink.eval.bench import Bench, load_bench
@@ -33,10 +39,32 @@ def train_split(path: Path) -> Bench:
     return bench
 
 
+_ID = r"(?:a|tl)\d+"  # agent and traffic-light ids: a02, tl1
+_LANE = r"r\d+_[a-z]\d+(?:_to_r\d+_[a-z]\d+)?"  # lane ids: r2_f0, r2_f0_to_r1_b0
+_UNSEEN = [
+    (re.compile(rf"\s*\((?:{_ID}|{_LANE})\)"), ""),  # "the motorcycle (a06)"
+    (re.compile(rf"\b(The [^.]*?) is {_ID}\."), r"\1 is in view."),  # "The car is a26."
+    (re.compile(rf"\b{_ID} \("), "one ("),  # "visible: a26 (white car, 49 m away)"
+    (re.compile(rf"\b{_ID}\b"), "it"),
+    (re.compile(rf"\blane {_LANE}\b"), "its lane"),
+    (re.compile(rf"\b{_LANE}\b"), "a lane"),
+]
+
+
+def seen_reasoning(text: str) -> str:
+    """Reference reasoning in the words of someone looking at the images: the scene's agent,
+    light and lane ids, which no image shows, are left out, so a model is not taught to guess
+    labels it cannot see."""
+    for pattern, replacement in _UNSEEN:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def target(sample: Sample) -> str:
-    """The reply a model is taught: the reference reasoning, then the answer in the form the
-    question asks for, inside the tags the evaluation and the format reward read."""
-    steps = " ".join(step.text for step in sample.reference_steps)
+    """The reply a model is taught: the reference reasoning (as seen, ``seen_reasoning``), then
+    the answer in the form the question asks for, inside the tags the evaluation and the format
+    reward read."""
+    steps = seen_reasoning(" ".join(step.text for step in sample.reference_steps))
     value = json.dumps(sample.answer) if sample.answer_type in (AnswerType.BOX, AnswerType.WAYPOINTS) else sample.answer
     return f"<think>{steps}</think><answer>{value}</answer>"
 
@@ -56,31 +84,111 @@ def chat(messages: list[Message]) -> list[dict[str, Any]]:
     return out
 
 
-def _rows(bench: Bench, limit: int | None) -> list[Sample]:
-    return bench.samples[:limit] if limit else bench.samples
+def _rows(bench: Bench, limit: int | None, families: tuple[str, ...] | None) -> list[Sample]:
+    """The samples trained on: those of ``families`` (all when None), the first ``limit``."""
+    samples = bench.samples
+    if families:
+        unknown = set(families) - {s.family for s in samples}
+        if unknown:
+            raise RoadthinkError(
+                f"{bench.path} has no samples of {', '.join(sorted(unknown))}; "
+                f"its families: {', '.join(sorted({s.family for s in samples}))}"
+            )
+        samples = [s for s in samples if s.family in families]
+    return samples[:limit] if limit else samples
 
 
-def sft_dataset(bench: Bench, limit: int | None = None) -> Dataset:
-    """``messages`` (system, user with images and question, assistant with the target) and
-    ``images`` (decoded only when a batch needs them)."""
-    records = []
-    for sample in _rows(bench, limit):
-        messages = chat(messages_for(sample, ["" for _ in sample.images]))
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": target(sample)}]})
-        records.append({"messages": messages, "images": [str(bench.path / rel) for rel in sample.images]})
-    return Dataset.from_list(records).cast_column("images", Sequence(Image()))
+def sft_dataset(
+    bench: Bench,
+    processor: Any,
+    limit: int | None = None,
+    cache: Path | None = None,
+    families: tuple[str, ...] | None = None,
+) -> Dataset:
+    """``prompt`` (system, user with images and question), ``completion`` (the assistant's
+    target) and ``images`` (decoded only when a batch needs them).
 
-
-def grpo_dataset(bench: Bench, limit: int | None = None) -> Dataset:
-    """``prompt`` (system and user turns), ``images``, and for the rewards the ``sample`` as
-    JSON and its ``scene_file``."""
+    With ``cache``, the images are resized once, into that folder, to the size the processor
+    would resize them to at every step (the same resampling, so the pixels are the same): on a
+    CPU, decoding and resizing full-size images took a third of each step."""
+    samples = _rows(bench, limit, families)
+    shown = ImageSizer(processor).shown(bench, samples, cache)
     records = [
         {
             "prompt": chat(messages_for(sample, ["" for _ in sample.images])),
-            "images": [str(bench.path / rel) for rel in sample.images],
+            "completion": [{"role": "assistant", "content": [{"type": "text", "text": target(sample)}]}],
+            "images": [str(shown[bench.path / rel]) for rel in sample.images],
+        }
+        for sample in samples
+    ]
+    return Dataset.from_list(records).cast_column("images", Sequence(Image()))
+
+
+class ImageSizer:
+    """The size a Qwen-VL-style processor (one that reports ``image_grid_thw``) resizes an image
+    of a given size to, measured once per size on a blank image. Processors of other kinds keep
+    their images as they are."""
+
+    def __init__(self, processor: Any) -> None:
+        self.images = processor.image_processor
+        self.known: dict[tuple[int, int], tuple[int, int] | None] = {}
+
+    def measure(self, size: tuple[int, int]) -> tuple[int, int] | None:
+        if size not in self.known:
+            grid = self.images(images=[PILImage.new("RGB", size)]).get("image_grid_thw")
+            patch = getattr(self.images, "patch_size", None)
+            if grid is None or patch is None:
+                self.known[size] = None
+            else:
+                _, rows, cols = (int(v) for v in grid[0])
+                self.known[size] = (cols * patch, rows * patch)
+        return self.known[size]
+
+    def resized(self, path: Path, root: Path, cache: Path) -> Path:
+        """``path`` at the processor's size under ``cache`` (written once; named by split and
+        size, so another split or processor never reads it), or ``path`` itself when the
+        processor keeps its size or cannot say."""
+        with PILImage.open(path) as image:
+            found = self.measure(image.size)
+            if found is None or found == image.size:
+                return path
+            (width, height), split = found, hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:10]
+            out = cache / split / path.relative_to(root).with_suffix(f".{width}x{height}.png")
+            if not out.is_file():
+                out.parent.mkdir(parents=True, exist_ok=True)
+                part = out.with_name(out.name + ".part")
+                image.convert("RGB").resize(found, self.images.resample).save(part, format="PNG")
+                part.replace(out)
+            return out
+
+    def shown(self, bench: Bench, samples: list[Sample], cache: Path | None) -> dict[Path, Path]:
+        """Each image of ``samples`` → the file to train on: resized into ``cache``, or as it is."""
+        sources = list(dict.fromkeys(bench.path / rel for sample in samples for rel in sample.images))  # shared scenes
+        if cache is None:
+            return {path: path for path in sources}
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL decodes without the GIL
+            resized = pool.map(lambda path: self.resized(path, bench.path, cache), sources)
+            return dict(zip(sources, resized, strict=True))
+
+
+def grpo_dataset(
+    bench: Bench,
+    processor: Any,
+    limit: int | None = None,
+    cache: Path | None = None,
+    families: tuple[str, ...] | None = None,
+) -> Dataset:
+    """``prompt`` (system and user turns), ``images`` (resized once into ``cache`` when given,
+    as for SFT), and for the rewards the ``sample`` as JSON and its ``scene_file``."""
+    samples = _rows(bench, limit, families)
+    shown = ImageSizer(processor).shown(bench, samples, cache)
+    records = [
+        {
+            "prompt": chat(messages_for(sample, ["" for _ in sample.images])),
+            "images": [str(shown[bench.path / rel]) for rel in sample.images],
             "sample": sample.model_dump_json(),
             "scene_file": str(bench.path / sample.scene),
         }
-        for sample in _rows(bench, limit)
+        for sample in samples
     ]
     return Dataset.from_list(records).cast_column("images", Sequence(Image()))

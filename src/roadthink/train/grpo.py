@@ -70,7 +70,7 @@ def train_grpo(
     trainer = GRPOTrainer(
         model=network,
         args=config,
-        train_dataset=grpo_dataset(bench, settings.limit),
+        train_dataset=grpo_dataset(bench, processor, settings.limit, out / "images", settings.families),
         processing_class=processor,
         reward_funcs=rewards,
         callbacks=callbacks(out, processor, settings, val),

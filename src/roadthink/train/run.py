@@ -29,8 +29,10 @@ class TrainSettings:
     save_steps: int = 100
     logging_steps: int = 10
     limit: int | None = None  # train samples used (None: all)
+    families: tuple[str, ...] | None = None  # train only on these task families (None: all)
     val_every: int = 0  # steps between accuracy checks on the val split (0: only at the end)
     val_size: int = 64
+    gradient_checkpointing: bool = False  # on for a large model on a small GPU
 
 
 def trainer_arguments(settings: TrainSettings, out: Path, device: str) -> dict[str, Any]:
@@ -50,6 +52,8 @@ def trainer_arguments(settings: TrainSettings, out: Path, device: str) -> dict[s
         "use_cpu": device == "cpu",
         "bf16": device.startswith("cuda"),
         "dataloader_num_workers": 0,
+        # TRL turns it on by default: it saves memory a small model does not need, for a third more compute
+        "gradient_checkpointing": settings.gradient_checkpointing,
     }
 
 
@@ -73,10 +77,22 @@ def train_and_save(trainer: Any, processor: Any, out: Path) -> Path:
         if isinstance(callback, ValAccuracy):
             callback.trainer = trainer
     last = get_last_checkpoint(str(out)) if any(out.glob("checkpoint-*")) else None
+    if last is not None:
+        load_weights(trainer.model, Path(last))
     trainer.train(resume_from_checkpoint=last)
     trainer.save_model(str(out))
     processor.save_pretrained(str(out))
     return out
+
+
+def load_weights(model: Any, checkpoint: Path) -> None:
+    """The checkpoint's weights into ``model``, read as ``from_pretrained`` reads them. The
+    trainer's own resume loads the saved tensors by name, without the key renaming transformers
+    5 applies to some models (Qwen2-VL saves ``visual.*``, holds ``model.visual.*``): it skipped
+    nearly every weight with a warning and trained on from the initial ones. Loaded here first,
+    the weights it skips are the right ones already."""
+    saved = type(model).from_pretrained(str(checkpoint), dtype=model.dtype)
+    model.load_state_dict(saved.state_dict(), strict=True)
 
 
 class LogLines(TrainerCallback):

@@ -58,12 +58,13 @@ def train_sft(
     record(out, "sft", model, settings)
     device = pick_device(settings.device)
     processor, network = load(str(initial_model(model, bench, out, settings.seed)), device, pick_dtype("auto", device))
-    # max_length=None: a cut would drop image tokens and break the image-token count
+    # max_length=None: a cut would drop image tokens and break the image-token count. Batches
+    # stay random: grouped by length they hold one task each, and the model learnt none well.
     config = SFTConfig(**trainer_arguments(settings, out, device), max_length=None)
     trainer = SFTTrainer(
         model=network,
         args=config,
-        train_dataset=sft_dataset(bench, settings.limit),
+        train_dataset=sft_dataset(bench, processor, settings.limit, out / "images", settings.families),
         processing_class=processor,
         callbacks=callbacks(out, processor, settings, val),
     )
