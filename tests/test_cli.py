@@ -154,13 +154,14 @@ def test_filters_pick_what_is_generated(tmp_path):
         assert (scene.environment.time_of_day, scene.environment.weather) == ("night", "rain")
 
 
-def test_demo_builds_a_bench_and_compares_the_oracle_with_the_blind_baseline(tmp_path):
+def test_demo_evaluates_the_builtin_model_beside_the_blind_baseline_and_the_oracle(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--size", "1"])
     assert result.exit_code == 0, result.output
-    assert "oracle accuracy" in result.output and "blind accuracy" in result.output
-    oracle = json.loads((tmp_path / "runs" / "oracle" / "metrics.json").read_text())
-    blind = json.loads((tmp_path / "runs" / "blind" / "metrics.json").read_text())
-    assert oracle["overall"]["accuracy"] >= 0.98 > blind["overall"]["accuracy"]
-    assert "report.html" in result.output and (tmp_path / "runs" / "oracle" / "report.html").is_file()
+    assert all(f"{m} accuracy" in result.output for m in ("builtin", "blind", "oracle"))
+    runs = {m: json.loads((tmp_path / "runs" / m / "metrics.json").read_text()) for m in ("builtin", "blind", "oracle")}
+    assert runs["oracle"]["overall"]["accuracy"] >= 0.98 > runs["blind"]["overall"]["accuracy"]
+    replies = [json.loads(line) for line in (tmp_path / "runs" / "builtin" / "samples.jsonl").read_text().splitlines()]
+    assert len(replies) == runs["oracle"]["overall"]["n"] and all(r["prediction"] for r in replies)
+    assert "report.html" in result.output and (tmp_path / "runs" / "builtin" / "report.html").is_file()
     again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--size", "1"])  # cached: nothing rebuilt
     assert again.exit_code == 0 and "test scenes" not in again.output

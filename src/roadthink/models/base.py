@@ -43,7 +43,7 @@ def resolve_model(spec: str, **settings: Any) -> Model:
     for backends that take one. An unknown name is an error listing the known ones, raised
     before any work starts."""
     from roadthink.agent import scripted  # noqa: F401  (registers the scripted agents)
-    from roadthink.models import baselines, hf_backend, openai_backend, oracle  # noqa: F401  (register the baselines)
+    from roadthink.models import baselines, builtin, hf_backend, openai_backend, oracle  # noqa: F401  (register them)
 
     name, _, argument = spec.partition(":")
     if name not in FACTORIES:

@@ -167,12 +167,14 @@ class HFModel:
         batch_size: int = 8,
         threads: int | None = None,
         loaded: tuple[Any, Any] | None = None,
+        name: str | None = None,
     ) -> None:
         """``loaded``: (processor, model) already in memory, e.g. a model in training, used as
-        they are instead of loading ``path``."""
+        they are instead of loading ``path``. ``name``: the model string runs record (default
+        ``hf:<path>``)."""
         if not path:
             raise RoadthinkError("hf: needs a model folder or Hugging Face id, e.g. hf:models/tiny")
-        self.name = f"hf:{path}"
+        self.name = name or f"hf:{path}"
         self.path = path
         self.batch_size = max(1, batch_size)
         self.defaults = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p}
@@ -353,9 +355,14 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 SETTINGS = ("device", "dtype", "max_tokens", "temperature", "top_p", "batch_size", "threads")
 
 
+def hf_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings HFModel takes: those meant for other backends (``train``, ``base_url``…)
+    and unset ones are left out."""
+    return {k: v for k, v in settings.items() if k in SETTINGS and v is not None}
+
+
 def _factory(argument: str, settings: dict[str, Any]) -> HFModel:
-    """Settings meant for other backends (``train``, ``base_url``…) and unset ones are ignored."""
-    return HFModel(argument, **{k: v for k, v in settings.items() if k in SETTINGS and v is not None})
+    return HFModel(argument, **hf_settings(settings))
 
 
 register("hf", _factory)

@@ -1,0 +1,32 @@
+"""``builtin``: the small Qwen2-VL that roadthink trains itself (``roadthink train sft``, then
+``roadthink train grpo``, on a roadthink-bench train split) and ships inside the package, so
+the whole loop runs on a fresh machine with nothing to download. Its folder holds the weights
+(safetensors), the tokenizer and processor, and the model card (``README.md``) with the
+recipe and the measured accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from roadthink.errors import RoadthinkError
+from roadthink.models.base import register
+from roadthink.models.hf_backend import HFModel, hf_settings
+
+FOLDER = Path(__file__).with_name("builtin_vlm")
+
+
+def builtin_model(settings: dict[str, Any]) -> HFModel:
+    """The shipped model through the transformers backend (greedy, on CPU unless told)."""
+    if not (FOLDER / "model.safetensors").is_file():
+        raise RoadthinkError(f"builtin: the shipped model is missing from this install ({FOLDER}); reinstall roadthink")
+    return HFModel(str(FOLDER), name="builtin", **hf_settings(settings))
+
+
+def _factory(argument: str, settings: dict[str, Any]) -> HFModel:
+    if argument:
+        raise RoadthinkError(f"builtin takes no argument (got builtin:{argument}); for another model use hf:<folder>")
+    return builtin_model(settings)
+
+
+register("builtin", _factory)
