@@ -24,7 +24,8 @@ from typing import Any
 from safetensors import safe_open
 
 from roadthink.eval.bench import load_bench
-from roadthink.eval.runner import RunConfig, run
+from roadthink.eval.metrics import CLEAN
+from roadthink.eval.runner import TEXT_ONLY, RunConfig, run
 from roadthink.models.base import resolve_model
 from roadthink.models.builtin import FOLDER
 from roadthink.tasks import select_tasks
@@ -33,6 +34,7 @@ from roadthink.train.grpo import GRPOSettings, train_grpo
 from roadthink.train.run import TrainSettings
 from roadthink.train.sft import RECIPE, train_sft
 
+BLACK = "sft+grpo, black images"
 MODEL_FILES = ("*.safetensors", "config.json", "generation_config.json", "*_config.json", "tokenizer.json", "*.jinja")
 
 
@@ -65,12 +67,13 @@ def splits(work: Path, recipe: Recipe) -> dict[str, Path]:
     return found
 
 
-def evaluate(model: str, test: Path, out: Path, recipe: Recipe, train: Path) -> dict[str, Any]:
-    """Metrics of ``model`` on the test split (read back when the run is already complete)."""
+def evaluate(model: str, test: Path, out: Path, recipe: Recipe, train: Path, condition: str = CLEAN) -> dict[str, Any]:
+    """Metrics of ``model`` on the test split under ``condition`` (read back when the run is
+    already complete)."""
     if (out / "metrics.json").is_file():
         return json.loads((out / "metrics.json").read_text())
     backend = resolve_model(model, train=train, max_tokens=recipe.eval_tokens, batch_size=16, device="cpu")
-    config = RunConfig(model, test, ["clean"], concurrency=32, seed=recipe.seed)
+    config = RunConfig(model, test, [condition], concurrency=32, seed=recipe.seed)
     return asyncio.run(run(backend, load_bench(test), out, config))
 
 
@@ -130,8 +133,9 @@ two CPU cores, and trained only on roadthink-bench: it is a working fixture of t
 
 ## Accuracy on the test split
 Percent of {n} samples ({recipe.test_size} per task), greedy decoding, {recipe.eval_tokens} tokens at most.
-"untrained" is the recipe's network before training. Blind answers from the question alone (chance);
-oracle reads the scene (the ceiling).
+"untrained" is the recipe's network before training; "{BLACK}" is the shipped model shown black
+images instead of the cameras'. Blind answers from the question alone (chance); oracle reads the
+scene (the ceiling).
 
 | family | n | {" | ".join(names)} |
 |---|---|{"---|" * len(names)}
@@ -161,11 +165,20 @@ def main() -> None:
         train_sft(data["train"], sft, "tiny", replace(recipe.sft, seed=args.seed), data["val"])
     if not (grpo / "model.safetensors").is_file():
         train_grpo(sft, data["train"], grpo, replace(recipe.grpo, seed=args.seed), recipe.grpo_rewards)
-    stages = {"untrained": f"hf:{sft / 'init'}", "sft": f"hf:{sft}", "sft+grpo": f"hf:{grpo}"}
-    stages |= {"blind": "blind", "oracle": "oracle"}
+    # (model, condition) per column; the shipped model shown black images tells how much of its
+    # accuracy the pixels give
+    stages = {
+        "untrained": (f"hf:{sft / 'init'}", CLEAN),
+        "sft": (f"hf:{sft}", CLEAN),
+        "sft+grpo": (f"hf:{grpo}", CLEAN),
+        BLACK: (f"hf:{grpo}", TEXT_ONLY),
+        "blind": ("blind", CLEAN),
+        "oracle": ("oracle", CLEAN),
+    }
+    folders = {BLACK: "black"}
     results = {
-        name: evaluate(model, data["test"], work / "runs" / name, recipe, data["train"])
-        for name, model in stages.items()
+        name: evaluate(model, data["test"], work / "runs" / folders.get(name, name), recipe, data["train"], condition)
+        for name, (model, condition) in stages.items()
     }
     text = card(recipe, results, {"sft": sft, "grpo": grpo}, parameters(grpo / "model.safetensors"))
     (work / "MODEL_CARD.md").write_text(text)
