@@ -16,17 +16,13 @@ from roadthink.models.hf_backend import HFModel, hf_settings
 FOLDER = Path(__file__).with_name("builtin_vlm")
 
 
-def builtin_model(settings: dict[str, Any]) -> HFModel:
-    """The shipped model through the transformers backend (greedy, on CPU unless told)."""
+def _factory(argument: str, settings: dict[str, Any]) -> HFModel:
+    """The shipped model through the transformers backend, with the same settings as ``hf:``."""
+    if argument:
+        raise RoadthinkError(f"builtin takes no argument (got builtin:{argument}); for another model use hf:<folder>")
     if not (FOLDER / "model.safetensors").is_file():
         raise RoadthinkError(f"builtin: the shipped model is missing from this install ({FOLDER}); reinstall roadthink")
     return HFModel(str(FOLDER), name="builtin", **hf_settings(settings))
-
-
-def _factory(argument: str, settings: dict[str, Any]) -> HFModel:
-    if argument:
-        raise RoadthinkError(f"builtin takes no argument (got builtin:{argument}); for another model use hf:<folder>")
-    return builtin_model(settings)
 
 
 register("builtin", _factory)
