@@ -20,6 +20,7 @@ from roadthink.cli import app
 from roadthink.errors import RoadthinkError
 from roadthink.eval.bench import load_bench
 from roadthink.eval.prompt import messages_for
+from roadthink.eval.runner import RunConfig, run
 from roadthink.models.hf_backend import HFModel
 from roadthink.train.data import grpo_dataset, sft_dataset, target, train_split
 from roadthink.train.grpo import GRPOSettings, train_grpo
@@ -143,3 +144,51 @@ def test_grpo_refuses_bad_input_in_one_line(tiny_model, splits, tmp_path, change
     with pytest.raises(RoadthinkError, match=re.escape(message)):
         train_grpo(init, splits["train"][0], tmp_path / "g", change.get("settings"), change.get("grpo", GRPOSettings()))
     assert not (tmp_path / "g" / "log.jsonl").exists()
+
+
+def _colour_split(out: Path, split: str, n: int, seed: int) -> Path:
+    """A split whose only task is the colour of a noisy, solid-colour image: the question never
+    changes, so only the pixels give the answer."""
+    colours = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (230, 220, 30)}
+    rng = np.random.default_rng(seed)
+    (out / "images").mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        k = int(rng.integers(len(colours)))
+        name, rgb = list(colours.items())[k]
+        pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (90, 160, 3)), 0, 255).astype(np.uint8)
+        PILImage.fromarray(pixels).save(out / "images" / f"{i}.png")
+        rows.append(
+            {
+                "id": f"{split}-{i}",
+                "family": "perception",
+                "task": "color",
+                "question": "What colour is the whole image?",
+                "choices": [f"{letter}. {c}" for letter, c in zip("ABCD", colours, strict=True)],
+                "answer": "ABCD"[k],
+                "answer_type": "choice",
+                "images": [f"images/{i}.png"],
+                "scene": "scenes/none.json",
+                "scene_id": "none",
+                "reference_steps": [{"text": f"The image is {name}.", "facts": []}],
+            }
+        )
+    (out / "samples.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (out / "bench.json").write_text(json.dumps({"name": "roadthink-bench-v1", "split": split, "tasks": {"color": n}}))
+    return out
+
+
+def test_sft_learns_a_task_only_the_pixels_answer(tiny_model, tmp_path) -> None:
+    """The whole path from image file to answer carries what the pixels say: a model trained
+    on the colour of the image answers it, and shown black images it cannot."""
+    train = _colour_split(tmp_path / "train", "train", 320, 1)
+    test = _colour_split(tmp_path / "test", "test", 32, 2)
+    settings = TrainSettings(steps=100, batch_size=8, learning_rate=3e-3, save_steps=1000)
+    model = train_sft(train, tmp_path / "sft", f"hf:{tiny_model}", settings)
+    accuracy = {}
+    for condition in ("clean", "text_only"):
+        backend = HFModel(str(model), max_tokens=24, batch_size=16)
+        config = RunConfig(backend.name, test, [condition], concurrency=16)
+        metrics = asyncio.run(run(backend, load_bench(test), tmp_path / condition, config, show_progress=False))
+        accuracy[condition] = metrics["overall"]["accuracy"]
+    assert accuracy["clean"] >= 0.9 and accuracy["text_only"] <= 0.5, accuracy
