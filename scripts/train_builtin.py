@@ -162,9 +162,9 @@ def main() -> None:
     data = splits(work, recipe)
     sft, grpo = work / "sft", work / "grpo"
     if not (sft / "model.safetensors").is_file():  # written when the run ends
-        train_sft(data["train"], sft, "tiny", replace(recipe.sft, seed=args.seed), data["val"])
+        train_sft(data["train"], sft, "tiny", replace(recipe.sft, seed=recipe.seed), data["val"])
     if not (grpo / "model.safetensors").is_file():
-        train_grpo(sft, data["train"], grpo, replace(recipe.grpo, seed=args.seed), recipe.grpo_rewards)
+        train_grpo(sft, data["train"], grpo, replace(recipe.grpo, seed=recipe.seed), recipe.grpo_rewards)
     # (model, condition) per column; the shipped model shown black images tells how much of its
     # accuracy the pixels give
     stages = {

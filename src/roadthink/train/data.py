@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -111,13 +112,26 @@ def sft_dataset(
     With ``cache``, the images are resized once, into that folder, to the size the processor
     would resize them to at every step (the same resampling, so the pixels are the same): on a
     CPU, decoding and resizing full-size images took a third of each step."""
-    samples = _rows(bench, limit, families)
+    return _dataset(
+        bench,
+        _rows(bench, limit, families),
+        processor,
+        cache,
+        lambda sample: {"completion": [{"role": "assistant", "content": [{"type": "text", "text": target(sample)}]}]},
+    )
+
+
+def _dataset(
+    bench: Bench, samples: list[Sample], processor: Any, cache: Path | None, fields: Callable[[Sample], dict[str, Any]]
+) -> Dataset:
+    """Each sample's ``prompt`` (the evaluation's own) and ``images`` (the files to train on,
+    decoded only when a batch needs them), with the ``fields`` of the trainer it is for."""
     shown = ImageSizer(processor).shown(bench, samples, cache)
     records = [
         {
             "prompt": chat(messages_for(sample, ["" for _ in sample.images])),
-            "completion": [{"role": "assistant", "content": [{"type": "text", "text": target(sample)}]}],
             "images": [str(shown[bench.path / rel]) for rel in sample.images],
+            **fields(sample),
         }
         for sample in samples
     ]
@@ -144,16 +158,16 @@ class ImageSizer:
                 self.known[size] = (cols * patch, rows * patch)
         return self.known[size]
 
-    def resized(self, path: Path, root: Path, cache: Path) -> Path:
-        """``path`` at the processor's size under ``cache`` (written once; named by split and
-        size, so another split or processor never reads it), or ``path`` itself when the
+    def resized(self, path: Path, root: Path, folder: Path) -> Path:
+        """``path`` (under ``root``) at the processor's size under ``folder`` (written once,
+        named by size, so another processor never reads it), or ``path`` itself when the
         processor keeps its size or cannot say."""
         with PILImage.open(path) as image:
             found = self.measure(image.size)
             if found is None or found == image.size:
                 return path
-            (width, height), split = found, hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:10]
-            out = cache / split / path.relative_to(root).with_suffix(f".{width}x{height}.png")
+            width, height = found
+            out = folder / path.relative_to(root).with_suffix(f".{width}x{height}.png")
             if not out.is_file():
                 out.parent.mkdir(parents=True, exist_ok=True)
                 part = out.with_name(out.name + ".part")
@@ -166,8 +180,9 @@ class ImageSizer:
         sources = list(dict.fromkeys(bench.path / rel for sample in samples for rel in sample.images))  # shared scenes
         if cache is None:
             return {path: path for path in sources}
+        folder = cache / hashlib.sha1(str(bench.path.resolve()).encode()).hexdigest()[:10]  # one per split
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL decodes without the GIL
-            resized = pool.map(lambda path: self.resized(path, bench.path, cache), sources)
+            resized = pool.map(lambda path: self.resized(path, bench.path, folder), sources)
             return dict(zip(sources, resized, strict=True))
 
 
@@ -180,15 +195,10 @@ def grpo_dataset(
 ) -> Dataset:
     """``prompt`` (system and user turns), ``images`` (resized once into ``cache`` when given,
     as for SFT), and for the rewards the ``sample`` as JSON and its ``scene_file``."""
-    samples = _rows(bench, limit, families)
-    shown = ImageSizer(processor).shown(bench, samples, cache)
-    records = [
-        {
-            "prompt": chat(messages_for(sample, ["" for _ in sample.images])),
-            "images": [str(shown[bench.path / rel]) for rel in sample.images],
-            "sample": sample.model_dump_json(),
-            "scene_file": str(bench.path / sample.scene),
-        }
-        for sample in samples
-    ]
-    return Dataset.from_list(records).cast_column("images", Sequence(Image()))
+    return _dataset(
+        bench,
+        _rows(bench, limit, families),
+        processor,
+        cache,
+        lambda sample: {"sample": sample.model_dump_json(), "scene_file": str(bench.path / sample.scene)},
+    )
