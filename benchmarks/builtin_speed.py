@@ -2,9 +2,12 @@
 the built-in model must keep (goal, issue: built-in VLM: >= 20 answers/s on 2 cores).
 
 Run: ``.venv/bin/python benchmarks/builtin_speed.py [--model builtin|hf:DIR|recipe]
-[--samples 145] [--max-tokens 256] [--batch-size 16]``, on test samples of every task. The
-default is the shipped model, whose replies end where it ends them; ``recipe`` is a model of
-the CPU training recipe's size with random weights, whose replies run to ``--max-tokens``.
+[--samples 145] [--max-tokens 256] [--batch-size 16] [--chunk-tokens 32 1000000]``, on test
+samples of every task, once per chunk size (the backend generates that many reply tokens per
+pass, and rows that are done leave the batch between passes; a huge chunk is one pass, where a
+batch waits for its longest reply). The default is the shipped model, whose replies end where
+it ends them; ``recipe`` is a model of the CPU training recipe's size with random weights,
+whose replies run to ``--max-tokens``.
 """
 
 from __future__ import annotations
@@ -28,30 +31,45 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=145)
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--chunk-tokens",
+        type=int,
+        nargs="+",
+        default=[32, 1_000_000],
+        help="reply tokens generated per pass; finished rows leave the batch between passes "
+        "(a huge value: each batch runs to its longest reply)",
+    )
     args = parser.parse_args()
     tasks = select_tasks()
-    settings = {"max_tokens": args.max_tokens, "batch_size": args.batch_size, "device": "cpu"}
     with tempfile.TemporaryDirectory() as tmp:
         bench = Path(tmp) / "bench"
         build(bench, tasks, "test", -(-args.samples // len(tasks)))
         split = load_bench(bench)
+        name = args.model
         if args.model == "recipe":
             from roadthink.models.tiny import build_tiny_qwen2vl
             from roadthink.train.sft import RECIPE
 
-            model = resolve_model(f"hf:{build_tiny_qwen2vl(Path(tmp) / 'recipe', None, RECIPE)}", **settings)
-        else:
-            model = resolve_model(args.model, **settings)
-        warm = RunConfig(model.name, bench, ["clean"], limit=args.batch_size, concurrency=args.batch_size)
-        asyncio.run(run(model, split, Path(tmp) / "warm", warm, show_progress=False))
-        config = RunConfig(model.name, bench, ["clean"], limit=args.samples, concurrency=2 * args.batch_size)
-        start = time.perf_counter()
-        metrics = asyncio.run(run(model, split, Path(tmp) / "run", config, show_progress=False))
-        elapsed = time.perf_counter() - start
-    n = metrics["overall"]["n"]
-    tokens = metrics["overall"]["tokens"]["completion_mean"] or 0
-    print(f"{model.name}: {n} answers in {elapsed:.1f} s, {tokens:.0f} tokens each on average")
-    print(f"answers/s: {n / elapsed:.1f} (goal >= 20 on 2 cores)")
+            name = f"hf:{build_tiny_qwen2vl(Path(tmp) / 'recipe', None, RECIPE)}"
+        speeds = {}
+        for chunk in args.chunk_tokens:
+            settings = {"max_tokens": args.max_tokens, "batch_size": args.batch_size, "device": "cpu"}
+            model = resolve_model(name, **settings, chunk_tokens=chunk)
+            warm = RunConfig(model.name, bench, ["clean"], limit=args.batch_size, concurrency=args.batch_size)
+            asyncio.run(run(model, split, Path(tmp) / f"warm-{chunk}", warm, show_progress=False))
+            config = RunConfig(model.name, bench, ["clean"], limit=args.samples, concurrency=2 * args.batch_size)
+            start = time.perf_counter()
+            metrics = asyncio.run(run(model, split, Path(tmp) / f"run-{chunk}", config, show_progress=False))
+            elapsed = time.perf_counter() - start
+            n = metrics["overall"]["n"]
+            tokens = metrics["overall"]["tokens"]["completion_mean"] or 0
+            speeds[chunk] = n / elapsed
+            print(f"{model.name}, chunks of {chunk} tokens: {n} answers in {elapsed:.1f} s, {tokens:.0f} tokens each")
+    for chunk, speed in speeds.items():
+        print(f"chunks of {chunk}: {speed:.1f} answers/s (goal >= 20 on 2 cores)")
+    if len(speeds) > 1:
+        first, *rest = speeds
+        print(" ".join(f"x{speeds[first] / speeds[c]:.2f} against chunks of {c}" for c in rest))
 
 
 if __name__ == "__main__":

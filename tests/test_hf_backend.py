@@ -25,7 +25,7 @@ from roadthink.eval.prompt import messages_for
 from roadthink.eval.result import finished_results
 from roadthink.eval.runner import RunConfig, run
 from roadthink.models.base import resolve_model
-from roadthink.models.hf_backend import HFModel, chat_and_images
+from roadthink.models.hf_backend import HFModel, _Request, chat_and_images
 from roadthink.models.toolcalls import split_tool_calls
 from roadthink.models.types import ImagePart, ImageURL, Message, TextPart
 from roadthink.serve import create_app
@@ -104,6 +104,41 @@ def test_concurrent_requests_are_batched_and_answer_as_alone(model: HFModel, ben
     assert len(sizes) <= 4 and 1 < max(sizes) <= model.batch_size  # 12 requests in a few batches of up to 8
     assert [c.text for c in batched] == [c.text for c in alone]
     assert [c.prompt_tokens for c in batched] == [c.prompt_tokens for c in alone]
+
+
+def test_replies_generated_in_chunks_are_the_replies_of_one_go(
+    model: HFModel, tiny_model: Path, bench, monkeypatch
+) -> None:
+    """Rows that go on past a chunk are continued from their tokens so far, beside other
+    rows, left-padded anew: greedy replies, and their token counts, are those of one go."""
+    chunked = HFModel(str(tiny_model), max_tokens=11, threads=1, chunk_tokens=3, loaded=(model.processor, model.model))
+    indices = list(range(0, 60, 6))  # prompts of different lengths
+    one_go = [asyncio.run(model.generate(ask(bench, i), max_tokens=11)) for i in indices]
+    sizes = count_batches(chunked, monkeypatch)
+
+    async def together():
+        return await asyncio.gather(*(chunked.generate(ask(bench, i)) for i in indices))
+
+    replies = asyncio.run(together())
+    assert [c.text for c in replies] == [c.text for c in one_go]
+    assert [(c.prompt_tokens, c.completion_tokens) for c in replies] == [
+        (c.prompt_tokens, c.completion_tokens) for c in one_go
+    ]
+    assert sum(sizes) > len(indices)  # some rows took more than one chunk
+
+
+def test_a_batch_holds_the_oldest_request_and_those_nearest_it_in_length(tiny_model: Path, model: HFModel) -> None:
+    """Rows of a batch are padded to the longest: the batch is taken from requests of like
+    length, and always holds the one that has waited longest, so none waits for ever."""
+    small = HFModel(str(tiny_model), batch_size=3, loaded=(model.processor, model.model))
+    loop = asyncio.new_event_loop()
+    lengths = [50, 400, 10, 60, 45, 300, 55]
+    small._pending = [_Request([{"role": "user", "content": "x" * n}], [], {}, loop.create_future()) for n in lengths]
+    first = small._next_batch()
+    assert sorted(len(r.chat[0]["content"]) for r in first) == [45, 50, 55]
+    small._pending = small._pending[1:]  # the 400 one is now the oldest
+    assert sorted(len(r.chat[0]["content"]) for r in small._next_batch()) == [60, 300, 400]
+    loop.close()
 
 
 def test_requests_decoding_differently_never_share_a_batch(model: HFModel, bench, monkeypatch) -> None:

@@ -3,8 +3,10 @@
 
 Requests that arrive together are answered together: concurrent ``generate`` calls queue up
 and a worker thread runs them as left-padded batches of up to ``batch_size``, while the event
-loop keeps preparing the next ones. Requests with different generation settings never share
-a batch. Greedy decoding unless a temperature above 0 is asked for.
+loop keeps preparing the next ones. Replies are generated ``chunk_tokens`` at a time: finished
+rows leave and unfinished ones go on beside the next requests, so a batch of short answers
+does not wait for one long plan. Requests with different generation settings never share a
+batch. Greedy decoding unless a temperature above 0 is asked for.
 
 On CPU, OpenMP threads that spin while waiting made forwards about 20x slower on 2 cores when
 anything else wanted the CPU (the event loop, a second test process); so ``OMP_WAIT_POLICY``
@@ -145,6 +147,14 @@ class _Request:
     options: dict[str, Any]
     future: asyncio.Future[Completion]
     start: float = field(default_factory=time.perf_counter)
+    generated: list[int] = field(default_factory=list)  # reply tokens so far, over the chunks it took
+    prompt_tokens: int = 0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """How long the request is, roughly: its images, then its text and reply so far."""
+        text = sum(len(str(entry.get("content", ""))) for entry in self.chat)
+        return len(self.images), text + 4 * len(self.generated)
 
     @property
     def batch_key(self) -> str:
@@ -166,17 +176,21 @@ class HFModel:
         top_p: float | None = None,
         batch_size: int = 8,
         threads: int | None = None,
+        chunk_tokens: int = 32,
         loaded: tuple[Any, Any] | None = None,
         name: str | None = None,
     ) -> None:
-        """``loaded``: (processor, model) already in memory, e.g. a model in training, used as
-        they are instead of loading ``path``. ``name``: the model string runs record (default
-        ``hf:<path>``)."""
+        """``chunk_tokens``: replies are generated this many tokens at a time; rows that are
+        done leave the batch and the rest go on with the next requests, so short answers never
+        wait for the longest reply of their batch. ``loaded``: (processor, model) already in
+        memory, e.g. a model in training, used as they are instead of loading ``path``.
+        ``name``: the model string runs record (default ``hf:<path>``)."""
         if not path:
             raise RoadthinkError("hf: needs a model folder or Hugging Face id, e.g. hf:models/tiny")
         self.name = name or f"hf:{path}"
         self.path = path
         self.batch_size = max(1, batch_size)
+        self.chunk_tokens = max(1, chunk_tokens)
         self.defaults = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p}
         torch = _torch()
         if threads:
@@ -209,8 +223,7 @@ class HFModel:
         """Run queued requests batch by batch until none are left; what arrives while a batch
         runs joins the next one."""
         while self._pending:
-            key = self._pending[0].batch_key
-            batch = [r for r in self._pending if r.batch_key == key][: self.batch_size]
+            batch = self._next_batch()
             self._pending = [r for r in self._pending if all(r is not b for b in batch)]
             try:
                 completions = await asyncio.to_thread(self._generate_batch, batch)
@@ -219,11 +232,25 @@ class HFModel:
                     if not request.future.done():
                         request.future.set_exception(error)
                 continue
+            going_on = [r for r, c in zip(batch, completions, strict=True) if c is None]
+            self._pending = going_on + self._pending  # unfinished replies go on first, together
             for request, completion in zip(batch, completions, strict=True):
-                if not request.future.done():
+                if completion is not None and not request.future.done():
                     request.future.set_result(completion)
 
-    def _generate_batch(self, batch: list[_Request]) -> list[Completion]:
+    def _next_batch(self) -> list[_Request]:
+        """The first waiting request and those of its kind nearest it in length: a batch pads
+        every row to its longest, and a long prompt often has a long reply."""
+        first = self._pending[0]
+        alike = sorted((r for r in self._pending if r.batch_key == first.batch_key), key=lambda r: r.size)
+        at = next(i for i, r in enumerate(alike) if r is first)
+        start = min(max(0, at - self.batch_size // 2), max(0, len(alike) - self.batch_size))
+        return alike[start : start + self.batch_size]
+
+    def _generate_batch(self, batch: list[_Request]) -> list[Completion | None]:
+        """The next chunk of each request's reply; a request's Completion once its reply has
+        ended (stop token or ``max_tokens``), None while it goes on. Asked for logprobs, a
+        batch runs to the end in one go."""
         torch = _torch()
         options = batch[0].options
         tools = options.get("tools")
@@ -232,7 +259,12 @@ class HFModel:
             for r in batch
         ]
         images = [r.images for r in batch] if batch[0].images else None
-        inputs = self.processor(text=texts, images=images, return_tensors="pt", padding=True).to(self.device)
+        inputs = self.processor(text=texts, images=images, return_tensors="pt", padding=True)
+        for request, mask in zip(batch, inputs["attention_mask"].tolist(), strict=True):
+            request.prompt_tokens = request.prompt_tokens or int(sum(mask))
+        if any(r.generated for r in batch):
+            inputs = self._continued(inputs, batch)
+        inputs = inputs.to(self.device)
         temperature = options.get("temperature") or 0.0
         sampling: dict[str, Any] = {"do_sample": temperature > 0}
         if temperature > 0:
@@ -240,40 +272,65 @@ class HFModel:
             if options.get("seed") is not None:
                 torch.manual_seed(int(options["seed"]))  # a batch shares one stream: seeds fix batches, not rows
         scored = bool(options.get("logprobs"))
+        limit = int(options.get("max_tokens") or 256)
+        left = [limit - len(r.generated) for r in batch]
         with self._lock, torch.inference_mode():
-            limit = int(options.get("max_tokens") or 256)
             output = self.model.generate(
                 **inputs,
-                max_new_tokens=limit,
+                max_new_tokens=max(left) if scored else min(max(left), self.chunk_tokens),
                 pad_token_id=self._pad_id,
                 output_scores=scored,
                 return_dict_in_generate=scored,
                 **sampling,
             )
         sequences = output.sequences if scored else output
-        prompt_length = inputs["input_ids"].shape[1]
-        new = sequences[:, prompt_length:].tolist()
+        new = sequences[:, inputs["input_ids"].shape[1] :].tolist()
         steps = (
             token_logprobs(self.processor, output.scores, new, int(options.get("top_logprobs") or 5))
             if scored
             else None
         )
-        completions = []
-        for index, (request, row, mask) in enumerate(zip(batch, new, inputs["attention_mask"].tolist(), strict=True)):
+        completions: list[Completion | None] = []
+        for index, (request, row, room) in enumerate(zip(batch, new, left, strict=True)):
             used = next((i for i, token in enumerate(row) if token in self._stop_ids), len(row))
-            text = self.processor.decode(row[:used], skip_special_tokens=True)
+            stopped = used < len(row) and used < room
+            request.generated += row[: min(used, room)]
+            if not stopped and len(request.generated) < limit:
+                completions.append(None)
+                continue
+            text = self.processor.decode(request.generated, skip_special_tokens=True)
             text, calls, _ = split_tool_calls(text) if tools else (text, [], [])
             completions.append(
                 Completion(
                     text=text,
                     tool_calls=calls,
-                    logprobs=None if steps is None else steps[index][:used],
-                    prompt_tokens=int(sum(mask)),
-                    completion_tokens=used + (used < len(row)),  # the stop token counts
+                    logprobs=None if steps is None else steps[index][: len(request.generated)],
+                    prompt_tokens=request.prompt_tokens,
+                    completion_tokens=len(request.generated) + stopped,  # the stop token counts
                     latency_s=time.perf_counter() - request.start,
                 )
             )
         return completions
+
+    def _continued(self, inputs: Any, batch: list[_Request]) -> Any:
+        """``inputs`` with each row's reply so far after its prompt, left-padded anew: every
+        per-token field grows by the reply's tokens (ids; mask 1; token type 0, text)."""
+        torch = _torch()
+        masks = inputs["attention_mask"].bool()
+        width = max(int(m.sum()) + len(r.generated) for m, r in zip(masks, batch, strict=True))
+        for key, value in list(inputs.items()):
+            if value.dim() != 2 or value.shape != masks.shape:
+                continue
+            pad = self._pad_id if key == "input_ids" else 0
+            rows = []
+            for row, mask, request in zip(value, masks, batch, strict=True):
+                tail = (
+                    request.generated if key == "input_ids" else [int(key == "attention_mask")] * len(request.generated)
+                )
+                grown = torch.cat([row[mask], torch.tensor(tail, dtype=value.dtype)])
+                rows.append(torch.cat([torch.full((width - len(grown),), pad, dtype=value.dtype), grown]))
+            inputs[key] = torch.stack(rows)
+        return inputs
 
 
 def token_logprobs(tokenizer: Any, scores: tuple, rows: list[list[int]], top: int) -> list[list[TokenLogprob]]:
@@ -352,7 +409,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-SETTINGS = ("device", "dtype", "max_tokens", "temperature", "top_p", "batch_size", "threads")
+SETTINGS = ("device", "dtype", "max_tokens", "temperature", "top_p", "batch_size", "threads", "chunk_tokens")
 
 
 def hf_settings(settings: dict[str, Any]) -> dict[str, Any]:
