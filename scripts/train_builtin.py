@@ -33,6 +33,7 @@ from roadthink.tasks.build import build
 from roadthink.train.grpo import GRPOSettings, train_grpo
 from roadthink.train.run import TrainSettings
 from roadthink.train.sft import RECIPE, train_sft
+from roadthink.train.vision import train_vision
 
 BLACK = "sft+grpo, black images"
 MODEL_FILES = ("*.safetensors", "config.json", "generation_config.json", "*_config.json", "tokenizer.json", "*.jinja")
@@ -44,6 +45,10 @@ class Recipe:
     train_size: int = 400  # samples per task in the train split (28 tasks)
     val_size: int = 4
     test_size: int = 20
+    # the vision tower first, on the split's images and their scenes' facts (train/vision.py)
+    vision: TrainSettings = field(
+        default_factory=lambda: TrainSettings(steps=600, batch_size=32, learning_rate=2e-3, save_steps=200)
+    )
     sft: TrainSettings = field(
         default_factory=lambda: TrainSettings(steps=420, learning_rate=2e-3, val_every=210, val_size=116)
     )
@@ -122,8 +127,13 @@ two CPU cores, and trained only on roadthink-bench: it is a working fixture of t
 ## Training (seed {recipe.seed}, `scripts/train_builtin.py`)
 - data: roadthink-bench train split, {recipe.train_size} samples per task (all {tasks} tasks), its own scene seeds;
   val split {recipe.val_size} per task for the accuracy logged during SFT
-- SFT (TRL `SFTTrainer`, loss on the reply only): target `<think>reference steps</think><answer>answer</answer>`,
-  the steps without the scene's agent, light and lane ids (no image shows them);
+- vision pre-training (`roadthink train vision`, `roadthink.train.vision`): the vision tower alone, on the split's
+  front-camera images, with heads on the mean of its merged tokens for the scene facts the perception questions ask
+  about and a head on each token for what it covers (exact ground truth from the scene files);
+  {_settings(recipe.vision)}; {runtime(stages["vision"]) / 60:.1f} min on 2 CPU cores
+- SFT (TRL `SFTTrainer`, from the pre-trained tower, loss on the reply only):
+  target `<think>reference steps</think><answer>answer</answer>`, the steps without the scene's agent, light and
+  lane ids (no image shows them);
   {_settings(recipe.sft)}; {runtime(stages["sft"]) / 60:.1f} min on 2 CPU cores
 - GRPO (TRL `GRPOTrainer`, from the SFT model) on the {", ".join(recipe.grpo.families or ["all"])} samples of the same
   split: rewards {", ".join(recipe.grpo_rewards.rewards)};
@@ -160,15 +170,17 @@ def main() -> None:
     recipe = Recipe(seed=args.seed)
     work = args.work
     data = splits(work, recipe)
-    sft, grpo = work / "sft", work / "grpo"
-    if not (sft / "model.safetensors").is_file():  # written when the run ends
-        train_sft(data["train"], sft, "tiny", replace(recipe.sft, seed=recipe.seed), data["val"])
+    vision, sft, grpo = work / "vision", work / "sft", work / "grpo"
+    if not (vision / "model.safetensors").is_file():  # written when the run ends
+        train_vision(data["train"], vision, "tiny", replace(recipe.vision, seed=recipe.seed), data["val"])
+    if not (sft / "model.safetensors").is_file():
+        train_sft(data["train"], sft, f"hf:{vision}", replace(recipe.sft, seed=recipe.seed), data["val"])
     if not (grpo / "model.safetensors").is_file():
         train_grpo(sft, data["train"], grpo, replace(recipe.grpo, seed=recipe.seed), recipe.grpo_rewards)
     # (model, condition) per column; the shipped model shown black images tells how much of its
     # accuracy the pixels give
     stages = {
-        "untrained": (f"hf:{sft / 'init'}", CLEAN),
+        "untrained": (f"hf:{vision / 'init'}", CLEAN),
         "sft": (f"hf:{sft}", CLEAN),
         "sft+grpo": (f"hf:{grpo}", CLEAN),
         BLACK: (f"hf:{grpo}", TEXT_ONLY),
@@ -180,7 +192,7 @@ def main() -> None:
         name: evaluate(model, data["test"], work / "runs" / folders.get(name, name), recipe, data["train"], condition)
         for name, (model, condition) in stages.items()
     }
-    text = card(recipe, results, {"sft": sft, "grpo": grpo}, parameters(grpo / "model.safetensors"))
+    text = card(recipe, results, {"vision": vision, "sft": sft, "grpo": grpo}, parameters(grpo / "model.safetensors"))
     (work / "MODEL_CARD.md").write_text(text)
     print(text)
     if args.ship:

@@ -512,6 +512,35 @@ def _train_settings(**values):
     return TrainSettings(**values, families=None if families is None else tuple(_names(families)))
 
 
+@train_app.command("vision")
+@reports_errors
+def train_vision(
+    bench: TrainBench,
+    out: TrainOut,
+    model: Annotated[
+        str, typer.Option(help="tiny (the CPU recipe, built here) or hf:<folder-or-id> (a Qwen-VL).")
+    ] = "tiny",
+    steps: Steps = 600,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 32,
+    lr: LearningRate = 2e-3,
+    val: Annotated[Path | None, typer.Option(help="A val split: each fact head's accuracy on its images.")] = None,
+    val_every: ValEvery = 0,
+    save_steps: SaveSteps = 200,
+    device: TrainDevice = "auto",
+    seed: TrainSeed = 0,
+) -> None:
+    """Pre-train a vision tower on the split's front-camera images and the exact facts of
+    their scenes, before SFT (train sft --model hf:OUT); resumable."""
+    from roadthink.train.vision import train_vision as run_vision
+
+    settings = _train_settings(
+        steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=None, families=None,
+        val_every=val_every, val_size=0, save_steps=save_steps,
+    )  # fmt: skip
+    folder = run_vision(bench, out, model, settings, val)
+    console.print(f"model: {folder} (roadthink train sft --model hf:{folder}); log: {folder / 'log.jsonl'}")
+
+
 @train_app.command("sft")
 @reports_errors
 def train_sft(

@@ -3,10 +3,10 @@
 
 Requests that arrive together are answered together: concurrent ``generate`` calls queue up
 and a worker thread runs them as left-padded batches of up to ``batch_size``, while the event
-loop keeps preparing the next ones. Replies are generated ``chunk_tokens`` at a time: finished
-rows leave and unfinished ones go on beside the next requests, so a batch of short answers
-does not wait for one long plan. Requests with different generation settings never share a
-batch. Greedy decoding unless a temperature above 0 is asked for.
+loop keeps preparing the next ones. Replies are generated in passes (``chunk_tokens``, then as
+many again as a row has so far): finished rows leave and unfinished ones go on beside the next
+requests, so a batch of short answers does not wait for one long plan. Requests with different
+generation settings never share a batch. Greedy decoding unless a temperature above 0 is asked for.
 
 On CPU, OpenMP threads that spin while waiting made forwards about 20x slower on 2 cores when
 anything else wanted the CPU (the event loop, a second test process); so ``OMP_WAIT_POLICY``
@@ -277,7 +277,7 @@ class HFModel:
         with self._lock, torch.inference_mode():
             output = self.model.generate(
                 **inputs,
-                max_new_tokens=max(left) if scored else min(max(left), self.chunk_tokens),
+                max_new_tokens=max(left) if scored else min(max(left), self._chunk(batch)),
                 pad_token_id=self._pad_id,
                 output_scores=scored,
                 return_dict_in_generate=scored,
@@ -311,6 +311,11 @@ class HFModel:
                 )
             )
         return completions
+
+    def _chunk(self, batch: list[_Request]) -> int:
+        """Tokens to generate in this pass: ``chunk_tokens``, or as many as the longest row has
+        so far, so a long reply is prompted anew a few times (32, 64, 128…), not every chunk."""
+        return max(self.chunk_tokens, *(len(r.generated) for r in batch))
 
     def _continued(self, inputs: Any, batch: list[_Request]) -> Any:
         """``inputs`` with each row's reply so far after its prompt, left-padded anew: every

@@ -48,6 +48,7 @@ from roadthink.scene.types import (
 UP = np.array([0.0, 0.0, 1.0])
 MAX_GROUND_DEPTH = 120.0  # metres; paint further away is under a pixel and left out
 HOUSING_SIZE = (0.3, 0.4, 1.0)  # depth, width, height of a signal head
+HEAD_FACE = HOUSING_SIZE[0] / 2 + 0.01  # the lamps' plane, just in front of the housing
 LAMP_ORDER = (LightState.RED, LightState.YELLOW, LightState.GREEN)  # top to bottom
 LAMP_OFFSETS = (0.3, 0.0, -0.3)  # height of each lamp above the housing centre
 LAMP_RADIUS = 0.11
@@ -478,7 +479,7 @@ def _props(scene: Scene, camera: Camera, light: Lighting) -> list[_Prop]:
     forward = np.zeros((len(items), 3))
     forward[:, 0], forward[:, 1] = np.cos(yaws), np.sin(yaws)
     lights = [isinstance(item, TrafficLight) for item in items]
-    faces = centers + forward * np.where(lights, HOUSING_SIZE[0] / 2 + 0.01, 0.0)[:, None]
+    faces = centers + forward * np.where(lights, HEAD_FACE, 0.0)[:, None]
     facing = front_facing(forward, faces, camera.position).tolist()
     decals: list[list[_Decal]] = [[] for _ in items]
     heads = [(i, it) for i, it in enumerate(items) if isinstance(it, TrafficLight) and facing[i]]
@@ -578,6 +579,28 @@ def _add_plates(
 
 
 # --- ground truth ---------------------------------------------------------------------------
+
+
+def lit_lamps(scene: Scene, name: str) -> list[tuple[LightState, tuple[float, float]]]:
+    """The state and pixel centre of the lit lamp of every signal head that faces camera
+    ``name`` with that lamp in front of it and inside the image (not checked for occlusion):
+    ground truth of what a light shows, where the renderer draws it."""
+    camera = Camera.from_spec(scene.cameras[name])
+    found = []
+    for signal in scene.map.lights:
+        centre = np.array([*scene.world_to_ego(np.array(signal.position[:2])), signal.position[2]])
+        yaw = signal.yaw - scene.ego.pose.yaw
+        forward = np.array([math.cos(yaw), math.sin(yaw), 0.0])
+        face = centre + forward * HEAD_FACE
+        if not front_facing(forward[None], face[None], camera.position)[0]:
+            continue
+        lamp = camera.to_camera(face + _LAMP_STACK[LAMP_ORDER.index(signal.state)])
+        if lamp[2] < NEAR:
+            continue
+        u, v = camera.project(lamp).tolist()
+        if 0 <= u < camera.width and 0 <= v < camera.height:
+            found.append((signal.state, (u, v)))
+    return found
 
 
 def _annotate(scene: Scene, ids: np.ndarray, drawn: list[_Drawn]) -> dict[str, CameraAnnotation]:

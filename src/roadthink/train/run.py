@@ -65,8 +65,8 @@ def record(out: Path, kind: str, model: str, settings: TrainSettings) -> None:
 def callbacks(out: Path, processor: Any, settings: TrainSettings, val: Path | None) -> list[TrainerCallback]:
     """The per-step log, and the val accuracy check when a val split is given."""
     found: list[TrainerCallback] = [LogLines(out / "log.jsonl")]
-    if val is not None:
-        found.append(ValAccuracy(load_bench(val), settings.val_size, settings.val_every, processor, out))
+    if val is not None:  # before the log lines, so that its figures join the step's line
+        found.insert(0, ValAccuracy(load_bench(val), settings.val_size, settings.val_every, processor, out))
     return found
 
 
@@ -74,7 +74,7 @@ def train_and_save(trainer: Any, processor: Any, out: Path) -> Path:
     """Train, resuming from OUT's last checkpoint when there is one, then save the model and
     its processor to OUT: a folder ``hf:OUT`` loads."""
     for callback in trainer.callback_handler.callbacks:
-        if isinstance(callback, ValAccuracy):
+        if isinstance(callback, StepMetrics):
             callback.trainer = trainer
     last = get_last_checkpoint(str(out)) if any(out.glob("checkpoint-*")) else None
     if last is not None:
@@ -107,25 +107,46 @@ class LogLines(TrainerCallback):
             f.write(json.dumps({"step": state.global_step, **(logs or {})}) + "\n")
 
 
-class ValAccuracy(TrainerCallback):
-    """Accuracy on the first samples of a val split, measured by the evaluation itself on the
-    model as it trains, every ``every`` steps (and at the end)."""
+class StepMetrics(TrainerCallback):
+    """Figures measured on the model as it trains, every ``every`` steps and at the end. A
+    step's figures join that step's log line (with its loss): logged on their own from a step's
+    end, they took the place of the loss in the trainer's log."""
 
-    def __init__(self, val: Bench, size: int, every: int, processor: Any, out: Path) -> None:
-        self.val, self.size, self.every, self.processor, self.out = val, size, every, processor, out
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.waiting: dict[str, float] = {}
         self.trainer: Any = None
+
+    def measure(self, step: int, model: Any) -> dict[str, float]:
+        raise NotImplementedError
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.every and state.global_step % self.every == 0:
-            self.measure(state.global_step, kwargs["model"])
+            self.waiting = self.measure(state.global_step, kwargs["model"])
+            control.should_log = True
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if logs is not None and self.waiting:
+            logs.update(self.waiting)
+            self.waiting = {}
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.measure(state.global_step, kwargs["model"])
-
-    def measure(self, step: int, model: Any) -> None:
-        accuracy = val_accuracy(self.val, self.size, self.processor, model, self.out / "val" / f"step-{step}")
+        figures = self.measure(state.global_step, kwargs["model"])
         if self.trainer is not None:
-            self.trainer.log({"val_accuracy": accuracy})
+            self.trainer.log(figures)
+
+
+class ValAccuracy(StepMetrics):
+    """Accuracy on the first samples of a val split, measured by the evaluation itself on the
+    model as it trains."""
+
+    def __init__(self, val: Bench, size: int, every: int, processor: Any, out: Path) -> None:
+        super().__init__(every)
+        self.val, self.size, self.processor, self.out = val, size, processor, out
+
+    def measure(self, step: int, model: Any) -> dict[str, float]:
+        accuracy = val_accuracy(self.val, self.size, self.processor, model, self.out / "val" / f"step-{step}")
+        return {"val_accuracy": accuracy} if accuracy is not None else {}
 
 
 def val_accuracy(val: Bench, size: int, processor: Any, model: Any, out: Path) -> float | None:

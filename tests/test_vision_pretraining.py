@@ -1,0 +1,109 @@
+"""Vision pre-training: its targets are the scene's exact facts (the perception tasks' own
+answers, the pixels where lamps are drawn), and the stage trains the vision tower alone into
+a model folder SFT goes on from, resumably."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText
+from typer.testing import CliRunner
+
+from roadthink.cli import app
+from roadthink.eval.bench import load_bench
+from roadthink.models.hf_backend import load
+from roadthink.render.camera import lit_lamps
+from roadthink.scene.io import load_scene
+from roadthink.train.run import TrainSettings
+from roadthink.train.vision import CAMERA, FACTS, TOKEN_LABELS, scene_facts, token_targets, train_vision
+
+
+def fact(facts: list[int], name: str) -> str:
+    return FACTS[name][facts[list(FACTS).index(name)]]
+
+
+def test_scene_facts_are_the_perception_answers(splits) -> None:
+    """Every perception sample of the split agrees with the fact the vision heads learn."""
+    bench = load_bench(splits["train"][0])
+    checked = 0
+    for sample in bench.samples:
+        if sample.family != "perception":
+            continue
+        facts = scene_facts(load_scene(bench.path / sample.scene))
+        chosen = sample.choices[ord(sample.answer) - ord("A")].split(". ", 1)[1] if sample.choices else None
+        given = [f for step in sample.reference_steps for f in step.facts]
+        if sample.task == "count":
+            kind = sample.question.split("How many ")[1].split(" can")[0]
+            assert fact(facts, f"count {kind}") == str(sample.answer), sample.id
+        elif sample.task == "exists":
+            category = next(f.category for f in given if f.type == "exists")
+            assert fact(facts, f"exists {category}") == sample.answer, sample.id
+        elif sample.task == "color":
+            assert fact(facts, "nearest car colour") == chosen, sample.id
+        elif sample.task == "category":
+            description = next(f.description for f in given if f.type == "singled_out")
+            assert fact(facts, f"category of {description}").replace("_", " ") == chosen, sample.id
+        elif sample.task == "light_state":
+            assert fact(facts, "ego light") == chosen, sample.id
+        checked += 1
+    assert checked >= 40
+
+
+def test_token_targets_cover_agents_and_lamps_where_the_image_shows_them(splits) -> None:
+    bench = load_bench(splits["train"][0])
+    lamps, shown = 0, 0
+    for scene_file in sorted((bench.path / "scenes").glob("*.json")):
+        image_file = bench.path / "images" / scene_file.stem / f"{CAMERA}.png"
+        if not image_file.is_file():
+            continue
+        scene = load_scene(scene_file)
+        width, height = scene.cameras[CAMERA].width, scene.cameras[CAMERA].height
+        targets = token_targets(scene, (width, height), 40).reshape(height // 40, width // 40, -1)
+        for agent in scene.agents:
+            box = agent.cameras.get(CAMERA)
+            if box is not None:
+                x, y = (box.bbox[0] + box.bbox[2]) / 2, (box.bbox[1] + box.bbox[3]) / 2
+                cell = targets[min(int(y // 40), targets.shape[0] - 1), min(int(x // 40), targets.shape[1] - 1)]
+                assert cell[TOKEN_LABELS.index(agent.category.value)] == 1
+                assert cell[TOKEN_LABELS.index(agent.color.name)] == 1
+        pixels = np.asarray(Image.open(image_file).convert("RGB"), dtype=int)
+        for state, (u, v) in lit_lamps(scene, CAMERA):
+            r, g, b = pixels[int(v), int(u)]
+            lit = {"red": r > g + 40 and r > b + 40, "green": g > r + 40, "yellow": r > b + 40 and g > b + 40}
+            lamps += 1
+            shown += lit[state.value]
+    assert lamps >= 3 and shown >= 0.8 * lamps  # the rest hidden behind something (occlusion is not checked)
+
+
+def test_vision_stage_trains_the_tower_alone_and_resumes(tiny_model, splits, tmp_path) -> None:
+    out = tmp_path / "vision"
+    settings = TrainSettings(steps=4, batch_size=4, learning_rate=3e-3, logging_steps=1, save_steps=2, val_every=2)
+    train_vision(splits["train"][0], out, f"hf:{tiny_model}", settings, splits["test"][0])
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    losses = [row["loss"] for row in rows if "loss" in row]
+    assert len(losses) == 4 and all(np.isfinite(losses))
+    accuracy = [row["val_facts"] for row in rows if "val_facts" in row]
+    assert len(accuracy) == 3 and all(0.0 <= a <= 1.0 for a in accuracy)  # steps 2, 4 and the end
+    trained = AutoModelForImageTextToText.from_pretrained(out).state_dict()
+    initial = AutoModelForImageTextToText.from_pretrained(tiny_model).state_dict()
+    visual = [k for k in initial if ".visual." in k]
+    assert visual and any(not torch.equal(trained[k], initial[k]) for k in visual)
+    assert all(torch.equal(trained[k], initial[k]) for k in initial if k not in visual)
+    load(str(out), "cpu", torch.float32)  # a model folder SFT can start from
+    longer = TrainSettings(**{**settings.__dict__, "steps": 6})
+    train_vision(splits["train"][0], out, f"hf:{tiny_model}", longer)  # resumes at step 4
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "loss" in row] == [1, 2, 3, 4, 5, 6]
+    assert (out / "checkpoint-6").is_dir()
+
+
+def test_vision_stage_trains_on_a_train_split_only(splits, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["train", "vision", "--bench", str(splits["test"][0]), "--out", str(tmp_path / "v"), "--steps", "1"]
+    )
+    assert result.exit_code != 0
+    assert "test split" in result.output and "Traceback" not in result.output
