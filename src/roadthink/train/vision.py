@@ -40,8 +40,9 @@ from roadthink.scene.io import load_scene
 from roadthink.scene.types import Category, LightState, Scene
 from roadthink.tasks.perception import COUNTED, MAX_COUNT, SINGLED_OUT, singled_out
 from roadthink.tasks.views import ASKED_CATEGORIES, seen
-from roadthink.train.data import ImageSizer, train_split
+from roadthink.train.data import ImageSizer, split_cache, train_split
 from roadthink.train.run import LogLines, StepMetrics, TrainSettings, record, trainer_arguments
+from roadthink.train.sft import initial_model
 
 CAMERA = "CAM_FRONT"
 NONE = "none"
@@ -128,7 +129,7 @@ def vision_examples(bench: Bench, processor: Any, cache: Path | None) -> list[Vi
         scene = load_scene(scene_file)
         with Image.open(image) as opened:
             size = sizer.measure(opened.size) or opened.size
-        shown = image if cache is None else sizer.resized(image, bench.path, cache / bench.path.name)
+        shown = image if cache is None else sizer.resized(image, bench.path, split_cache(cache, bench))
         examples.append(VisionExample(shown, scene_facts(scene), token_targets(scene, size, cell)))
     if not examples:
         raise RoadthinkError(f"{bench.path} has no {CAMERA} images to pre-train a vision tower on")
@@ -218,8 +219,6 @@ def train_vision(
     """Pre-train the vision tower of ``model`` (``tiny``: the CPU recipe, built from the split)
     on the train split's front-camera images and scene files; resumes from OUT's last
     checkpoint; returns OUT, a model folder."""
-    from roadthink.train.sft import initial_model
-
     settings = settings or TrainSettings(batch_size=32, steps=400)
     bench = train_split(bench_path)
     record(out, "vision", model, settings)
