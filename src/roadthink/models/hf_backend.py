@@ -180,10 +180,11 @@ class HFModel:
         loaded: tuple[Any, Any] | None = None,
         name: str | None = None,
     ) -> None:
-        """``chunk_tokens``: replies are generated this many tokens at a time; rows that are
-        done leave the batch and the rest go on with the next requests, so short answers never
-        wait for the longest reply of their batch. ``loaded``: (processor, model) already in
-        memory, e.g. a model in training, used as they are instead of loading ``path``.
+        """``chunk_tokens``: the first pass of a reply generates this many tokens, each later
+        one as many as the longest row has so far; rows that are done leave the batch and the
+        rest go on with the next requests, so short answers never wait for the longest reply.
+        ``loaded``: (processor, model) already in memory, e.g. a model in training, used as
+        they are instead of loading ``path``.
         ``name``: the model string runs record (default ``hf:<path>``)."""
         if not path:
             raise RoadthinkError("hf: needs a model folder or Hugging Face id, e.g. hf:models/tiny")
