@@ -12,14 +12,17 @@ from typer.testing import CliRunner
 
 from roadthink.cli import app
 from roadthink.errors import RoadthinkError
+from roadthink.eval.prompt import FORMATS, SYSTEM
 from roadthink.models.tiny import (
     SPECIAL_TOKENS,
     TAGS,
     ImageOnlyQwen2VLProcessor,
     TinyConfig,
+    bench_corpus,
     build_tiny_qwen2vl,
     train_tokenizer,
 )
+from roadthink.tasks.sample import AnswerType
 
 
 def test_tokenizer_keeps_qwen_special_tokens_and_plain_tags() -> None:
@@ -32,6 +35,14 @@ def test_tokenizer_keeps_qwen_special_tokens_and_plain_tags() -> None:
     ids = tokenizer(text + "<|im_end|>")["input_ids"]
     assert tokenizer.decode(ids, skip_special_tokens=True) == text
     assert tokenizer.padding_side == "left"
+
+
+def test_bench_tokenizer_spells_the_prompt_it_reads_every_time_in_whole_words(splits) -> None:
+    """The system prompt and answer formats come with every sample, so the corpus counts them
+    so often, and their words become tokens: a prompt is read once per answer."""
+    tokenizer = train_tokenizer(bench_corpus(splits["train"][1]), 1000)
+    for text in (SYSTEM, FORMATS[AnswerType.CHOICE]):
+        assert len(tokenizer.tokenize(text)) <= 1.25 * len(text.split()), text
 
 
 @pytest.mark.parametrize("hidden, heads", [(64, 4), (128, 4), (256, 8), (96, 2)])

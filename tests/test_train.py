@@ -103,6 +103,20 @@ def test_a_few_steps_lower_the_loss_and_resume(tiny_model, splits, tmp_path) -> 
     assert reply.completion_tokens >= 1
 
 
+def test_a_frozen_vision_tower_stays_as_it_was_but_its_merger_trains(tiny_model, splits, tmp_path) -> None:
+    out = tmp_path / "frozen"
+    args = ["train", "sft", "--bench", str(splits["train"][0]), "--out", str(out), "--model", f"hf:{tiny_model}"]
+    result = CliRunner().invoke(app, [*args, "--steps", "2", "--batch-size", "2", "--limit", "8", "--freeze-vision"])
+    assert result.exit_code == 0, result.output
+    trained = AutoModelForImageTextToText.from_pretrained(out).state_dict()
+    initial = AutoModelForImageTextToText.from_pretrained(tiny_model).state_dict()
+    tower = [k for k in initial if ".visual." in k and ".merger." not in k]
+    merger = [k for k in initial if ".visual.merger." in k]
+    assert tower and all(torch.equal(trained[k], initial[k]) for k in tower)
+    assert any(not torch.equal(trained[k], initial[k]) for k in merger)
+    assert not torch.equal(trained["lm_head.weight"], initial["lm_head.weight"])
+
+
 def test_cli_builds_the_recipe_and_measures_val_accuracy(splits, tmp_path) -> None:
     out = tmp_path / "cli"
     args = ["train", "sft", "--bench", str(splits["train"][0]), "--out", str(out), "--steps", "2", "--batch-size", "2"]

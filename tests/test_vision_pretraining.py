@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText
@@ -17,9 +18,20 @@ from roadthink.cli import app
 from roadthink.eval.bench import load_bench
 from roadthink.models.hf_backend import load
 from roadthink.render.camera import lit_lamps
+from roadthink.render.export import export_scenes
+from roadthink.scene.generator import GeneratorConfig
 from roadthink.scene.io import load_scene
 from roadthink.train.run import TrainSettings
-from roadthink.train.vision import CAMERA, FACTS, TOKEN_LABELS, scene_facts, token_targets, train_vision
+from roadthink.train.vision import (
+    CAMERA,
+    FACTS,
+    TOKEN_LABELS,
+    majority_accuracy,
+    scene_facts,
+    token_targets,
+    train_vision,
+    vision_examples,
+)
 
 
 def fact(facts: list[int], name: str) -> str:
@@ -99,6 +111,39 @@ def test_vision_stage_trains_the_tower_alone_and_resumes(tiny_model, splits, tmp
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows if "loss" in row] == [1, 2, 3, 4, 5, 6]
     assert (out / "checkpoint-6").is_dir()
+
+
+def test_scene_folders_add_images_and_val_is_judged_against_the_majority(tiny_model, splits, tmp_path) -> None:
+    """Scenes from ``roadthink scenes generate`` (no questions) join the split's images, and a
+    scene folder can be the held-out set, whose log lines carry each fact's majority baseline."""
+    extra, held_out = tmp_path / "extra", tmp_path / "held-out"
+    export_scenes(extra, 5, seed=11, config=GeneratorConfig(), workers=1)
+    export_scenes(held_out, 4, seed=12, config=GeneratorConfig(cameras=["CAM_BACK"]), workers=1)
+    processor = load(str(tiny_model), "cpu", torch.float32)[0]
+    assert len(vision_examples(extra, processor, None)) == 5
+    out = tmp_path / "vision"
+    args = ["train", "vision", "--bench", str(splits["train"][0]), "--out", str(out), "--model", f"hf:{tiny_model}"]
+    args += ["--steps", "1", "--batch-size", "2", "--scenes", str(extra), "--val", str(held_out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and "no scenes/*.json with CAM_FRONT images" in result.output  # back camera only
+    export_scenes(held_out, 4, seed=12, config=GeneratorConfig(), workers=1)
+    result = CliRunner().invoke(app, [*args, "--val-every", "1"])
+    assert result.exit_code == 0, result.output
+    last = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()][-1]
+    train = vision_examples(splits["train"][0], processor, None) + vision_examples(extra, processor, None)
+    majority = majority_accuracy(train, vision_examples(held_out, processor, None))
+    assert {f"majority {name}": value for name, value in majority.items()}.items() <= last.items()
+    assert last["val_facts_majority"] == pytest.approx(np.mean(list(majority.values())))
+    assert all(f"val {name}" in last for name in FACTS)
+
+
+def test_majority_accuracy_counts_the_commonest_train_class(splits, tiny_model) -> None:
+    processor = load(str(tiny_model), "cpu", torch.float32)[0]
+    examples = vision_examples(splits["train"][0], processor, None)
+    column = list(FACTS).index("count cars")
+    commonest = np.bincount([e.facts[column] for e in examples]).argmax()
+    expected = np.mean([e.facts[column] == commonest for e in examples[:7]])
+    assert majority_accuracy(examples, examples[:7])["count cars"] == pytest.approx(expected)
 
 
 def test_vision_stage_trains_on_a_train_split_only(splits, tmp_path: Path) -> None:

@@ -123,15 +123,9 @@ def scenes_generate(
 
 def _generate(out: Path, n: int, seed: int, config, workers: int) -> None:
     """Write ``n`` scenes with a progress bar, then a table of what was made."""
-    from roadthink.parallel import default_workers, map_with_progress
-    from roadthink.render.export import ExportJob, check_writable, export
+    from roadthink.render.export import export_scenes
 
-    check_writable(out)
-    jobs = [ExportJob(seed, i, out, config) for i in range(n)]
-    workers = workers or min(default_workers(), n)
-    counts: Counter[str] = Counter()
-    for done in map_with_progress(export, jobs, n, "scenes", workers):
-        counts[f"{done.layout} / {done.scenario}"] += 1
+    counts = export_scenes(out, n, seed, config, workers)
     table = Table(title=f"{n} scenes in {out}")
     table.add_column("layout / scenario")
     table.add_column("scenes", justify="right")
@@ -502,6 +496,9 @@ Limit = Annotated[int | None, typer.Option(help="Use only the first N train samp
 Families = Annotated[str | None, typer.Option(help="Train only on these task families (comma-separated).")]
 TrainDevice = Annotated[str, typer.Option(help="cuda, mps, cpu or auto.")]
 TrainSeed = Annotated[int, typer.Option(help="Seed of weights, data order and sampling.")]
+FreezeVision = Annotated[
+    bool, typer.Option(help="Keep the vision tower (e.g. from train vision) as it is; only its merger trains.")
+]
 
 
 def _train_settings(**values):
@@ -523,7 +520,13 @@ def train_vision(
     steps: Steps = 600,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 32,
     lr: LearningRate = 2e-3,
-    val: Annotated[Path | None, typer.Option(help="A val split: each fact head's accuracy on its images.")] = None,
+    scenes: Annotated[
+        list[Path] | None,
+        typer.Option(help="Scene folders (roadthink scenes generate) whose images join the split's; repeatable."),
+    ] = None,
+    val: Annotated[
+        Path | None, typer.Option(help="A val split or scene folder: each fact head's accuracy on its images.")
+    ] = None,
     val_every: ValEvery = 0,
     save_steps: SaveSteps = 200,
     device: TrainDevice = "auto",
@@ -537,7 +540,7 @@ def train_vision(
         steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=None, families=None,
         val_every=val_every, val_size=0, save_steps=save_steps,
     )  # fmt: skip
-    folder = run_vision(bench, out, model, settings, val)
+    folder = run_vision(bench, out, model, settings, val, scenes or ())
     console.print(f"model: {folder} (roadthink train sft --model hf:{folder}); log: {folder / 'log.jsonl'}")
 
 
@@ -556,6 +559,7 @@ def train_sft(
     save_steps: SaveSteps = 100,
     limit: Limit = None,
     families: Families = None,
+    freeze_vision: FreezeVision = False,
     device: TrainDevice = "auto",
     seed: TrainSeed = 0,
 ) -> None:
@@ -565,7 +569,7 @@ def train_sft(
 
     settings = _train_settings(
         steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit, families=families,
-        val_every=val_every, val_size=val_size, save_steps=save_steps,
+        val_every=val_every, val_size=val_size, save_steps=save_steps, freeze_vision=freeze_vision,
     )  # fmt: skip
     folder = run_sft(bench, out, model, settings, val)
     console.print(f"model: {folder} (roadthink eval --model hf:{folder}); log: {folder / 'log.jsonl'}")
@@ -596,6 +600,7 @@ def train_grpo(
     save_steps: SaveSteps = 50,
     limit: Limit = None,
     families: Families = None,
+    freeze_vision: FreezeVision = False,
     device: TrainDevice = "auto",
     seed: TrainSeed = 0,
 ) -> None:
@@ -605,7 +610,7 @@ def train_grpo(
 
     settings = _train_settings(
         steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit, families=families,
-        val_every=val_every, val_size=val_size, save_steps=save_steps,
+        val_every=val_every, val_size=val_size, save_steps=save_steps, freeze_vision=freeze_vision,
     )  # fmt: skip
     try:
         weighted = None if weights is None else tuple(float(w) for w in _names(weights))

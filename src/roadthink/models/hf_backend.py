@@ -367,6 +367,7 @@ def load(path: str, device: str, dtype: Any) -> tuple[Any, Any]:
     from transformers.utils import logging
 
     import roadthink.models.tiny  # noqa: F401  (registers the image-only processor of roadthink's tiny models)
+    from roadthink.models.patch_conv import patch_embeddings_as_matmuls
 
     logging.disable_progress_bar()
     local = Path(path).expanduser()
@@ -389,6 +390,7 @@ def load(path: str, device: str, dtype: Any) -> tuple[Any, Any]:
         raise RoadthinkError(f"{where}: a package it needs is missing: {str(e).splitlines()[0]}") from None
     except (OSError, ValueError, KeyError) as e:
         raise RoadthinkError(f"{where}: cannot load it ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    patch_embeddings_as_matmuls(model)
     return processor, model.to(device).eval()
 
 

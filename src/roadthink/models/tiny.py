@@ -38,6 +38,7 @@ from roadthink.errors import RoadthinkError
 from roadthink.eval.prompt import FORMATS, SYSTEM
 from roadthink.scene.generator import generate_scene
 from roadthink.tasks import select_tasks
+from roadthink.tasks.sample import AnswerType
 
 SPECIAL_TOKENS = (  # Qwen2-VL's, in its order
     "<|endoftext|>",
@@ -146,11 +147,14 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
 
 
 def bench_corpus(rows: Iterable[dict]) -> Iterator[str]:
-    """The text a model reads and writes on a benchmark: prompts, questions, options,
-    reference reasoning and answers in the tagged form."""
-    yield SYSTEM
-    yield from FORMATS.values()
+    """The text a model reads and writes on a benchmark, as often as it reads it: every sample's
+    system prompt, answer format, question, options, reference reasoning and answer in the
+    tagged form. (Counted once, the system prompt's words stayed split into pieces: a third of
+    each prompt's tokens, read again for every answer.)"""
+    yield from FORMATS.values()  # a format no row uses still has a spelling
     for row in rows:
+        yield SYSTEM
+        yield FORMATS[AnswerType(row["answer_type"])]
         yield row["question"]
         yield from row.get("choices") or []
         steps = " ".join(step["text"] for step in row.get("reference_steps", []))
@@ -166,7 +170,9 @@ def generated_rows(scenes: int = 12, seed: int = 0) -> Iterator[dict]:
         scene = generate_scene(seed + index)
         for task in tasks:
             for sample in task.propose(scene, np.random.default_rng([seed, index])):
-                yield sample.model_dump(mode="json", include={"question", "choices", "answer", "reference_steps"})
+                yield sample.model_dump(
+                    mode="json", include={"question", "choices", "answer", "answer_type", "reference_steps"}
+                )
 
 
 def build_tiny_qwen2vl(out: Path, texts: Iterable[str] | None = None, config: TinyConfig = TinyConfig()) -> Path:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from roadthink.errors import RoadthinkError
+from roadthink.parallel import default_workers, map_with_progress
 from roadthink.render import render_scene, save_png
 from roadthink.scene.generator import GeneratorConfig, generate_scene
 from roadthink.scene.io import save_scene
@@ -64,6 +66,15 @@ def export(job: ExportJob) -> Exported:
     scene = generate_scene(scene_seed(job.base_seed, job.index), job.config, scene_id=sid)
     path = write_scene(scene, job.out)
     return Exported(sid, scene.layout, scene.scenario, len(scene.agents), path)
+
+
+def export_scenes(out: Path, n: int, seed: int, config: GeneratorConfig, workers: int = 0) -> Counter[str]:
+    """Write scenes ``0..n-1`` of base seed ``seed`` into ``out`` on ``workers`` processes (0:
+    one per core) with a progress bar; returns how many of each ``layout / scenario`` were made."""
+    check_writable(out)
+    jobs = [ExportJob(seed, i, out, config) for i in range(n)]
+    made = map_with_progress(export, jobs, n, "scenes", workers or min(default_workers(), n))
+    return Counter(f"{done.layout} / {done.scenario}" for done in made)
 
 
 def check_writable(out: Path) -> None:

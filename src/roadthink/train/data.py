@@ -180,16 +180,16 @@ class ImageSizer:
         sources = list(dict.fromkeys(bench.path / rel for sample in samples for rel in sample.images))  # shared scenes
         if cache is None:
             return {path: path for path in sources}
-        folder = split_cache(cache, bench)
+        folder = split_cache(cache, bench.path)
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL decodes without the GIL
             resized = pool.map(lambda path: self.resized(path, bench.path, folder), sources)
             return dict(zip(sources, resized, strict=True))
 
 
-def split_cache(cache: Path, bench: Bench) -> Path:
-    """The folder under ``cache`` for one split's resized images (named by the split's path,
-    so two splits never share one)."""
-    return cache / hashlib.sha1(str(bench.path.resolve()).encode()).hexdigest()[:10]
+def split_cache(cache: Path, folder: Path) -> Path:
+    """The folder under ``cache`` for the resized images of one split (or scene folder) at
+    ``folder``: named by its path, so two never share one."""
+    return cache / hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
 
 
 def grpo_dataset(

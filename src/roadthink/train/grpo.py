@@ -15,7 +15,14 @@ from roadthink.errors import RoadthinkError
 from roadthink.models.hf_backend import load, pick_device, pick_dtype
 from roadthink.train.data import grpo_dataset, train_split
 from roadthink.train.rewards import select_rewards
-from roadthink.train.run import TrainSettings, callbacks, record, train_and_save, trainer_arguments
+from roadthink.train.run import (
+    TrainSettings,
+    callbacks,
+    freeze_vision_tower,
+    record,
+    train_and_save,
+    trainer_arguments,
+)
 
 DEFAULT_REWARDS = ("accuracy", "format", "waypoint", "collision_free", "meta_action")
 
@@ -59,6 +66,8 @@ def train_grpo(
     record(out, "grpo", str(init), settings)
     device = pick_device(settings.device)
     processor, network = load(str(init), device, pick_dtype("auto", device))
+    if settings.freeze_vision:
+        freeze_vision_tower(network)
     config = GRPOConfig(
         **trainer_arguments(settings, out, device),
         num_generations=grpo.generations,

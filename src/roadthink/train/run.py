@@ -13,6 +13,7 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
+from roadthink.errors import RoadthinkError
 from roadthink.eval.bench import Bench, load_bench
 from roadthink.eval.runner import RunConfig, run
 from roadthink.models.hf_backend import HFModel
@@ -33,6 +34,7 @@ class TrainSettings:
     val_every: int = 0  # steps between accuracy checks on the val split (0: only at the end)
     val_size: int = 64
     gradient_checkpointing: bool = False  # on for a large model on a small GPU
+    freeze_vision: bool = False  # keep the vision tower as it is; its merger (the projector) still trains
 
 
 def trainer_arguments(settings: TrainSettings, out: Path, device: str) -> dict[str, Any]:
@@ -55,6 +57,19 @@ def trainer_arguments(settings: TrainSettings, out: Path, device: str) -> dict[s
         # TRL turns it on by default: it saves memory a small model does not need, for a third more compute
         "gradient_checkpointing": settings.gradient_checkpointing,
     }
+
+
+def freeze_vision_tower(model: Any) -> int:
+    """Stop training a Qwen-VL's vision tower but for its merger, the projector into the
+    language model (LLaVA's stage 2): a tower pre-trained on what images show keeps it while
+    the language model learns to read it. Returns how many tensors were frozen."""
+    visual = getattr(getattr(model, "model", model), "visual", None)
+    if visual is None:
+        raise RoadthinkError(f"{type(model).__name__} has no vision tower at .model.visual to freeze")
+    frozen = [p for name, p in visual.named_parameters() if not name.startswith("merger.")]
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    return len(frozen)
 
 
 def record(out: Path, kind: str, model: str, settings: TrainSettings) -> None:

@@ -20,7 +20,7 @@ from roadthink.models.hf_backend import load, pick_device, pick_dtype
 from roadthink.models.tiny import TinyConfig, bench_corpus, build_tiny_qwen2vl
 from roadthink.tasks.build import load_rows
 from roadthink.train.data import sft_dataset, train_split
-from roadthink.train.run import TrainSettings, callbacks, record, train_and_save, trainer_arguments
+from roadthink.train.run import TrainSettings, callbacks, freeze_vision_tower, record, train_and_save, trainer_arguments
 
 RECIPE = TinyConfig(  # the CPU recipe: 4.2 M parameters, 6 samples/s in SFT on 2 cores
     vocab_size=2048,
@@ -58,6 +58,8 @@ def train_sft(
     record(out, "sft", model, settings)
     device = pick_device(settings.device)
     processor, network = load(str(initial_model(model, bench, out, settings.seed)), device, pick_dtype("auto", device))
+    if settings.freeze_vision:
+        freeze_vision_tower(network)
     # max_length=None: a cut would drop image tokens and break the image-token count. Batches
     # stay random: grouped by length they hold one task each, and the model learnt none well.
     config = SFTConfig(**trainer_arguments(settings, out, device), max_length=None)

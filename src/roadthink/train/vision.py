@@ -11,15 +11,18 @@ vision tower is trained here, with a loss on every image, to write what the imag
 them) merged tokens predict the scene's facts that the perception questions ask about (counts,
 presence, the nearest car's colour, who is leftmost, the light's state); a head on each token
 predicts what that token covers (category, colour, range, lit lamp). Only images and scene files
-are needed; the tower then goes into SFT with the rest of the model unchanged.
+are needed, so scenes generated without questions (``--scenes``) add images at no cost: on the
+train split's ~2000 alone, the train loss fell far faster than held-out accuracy rose. The tower
+then goes into SFT with the rest of the model unchanged.
 
-``roadthink train vision --bench TRAIN_SPLIT --out CKPT`` writes a model folder:
+``roadthink train vision --bench TRAIN_SPLIT --out CKPT [--scenes DIR]`` writes a model folder:
 ``roadthink train sft --model hf:CKPT`` goes on from it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +35,8 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from roadthink.errors import RoadthinkError
-from roadthink.eval.bench import Bench, load_bench
 from roadthink.models.hf_backend import load, pick_device
+from roadthink.parallel import map_with_progress
 from roadthink.render.camera import lit_lamps
 from roadthink.scene.catalog import COLOURS
 from roadthink.scene.io import load_scene
@@ -116,23 +119,28 @@ class VisionExample:
     tokens: np.ndarray  # (merged tokens, TOKEN_LABELS)
 
 
-def vision_examples(bench: Bench, processor: Any, cache: Path | None) -> list[VisionExample]:
-    """One example per scene of ``bench`` that has a ``CAMERA`` image (resized once into
-    ``cache``, as for SFT)."""
+def vision_examples(folder: Path, processor: Any, cache: Path | None) -> list[VisionExample]:
+    """One example per scene of ``folder`` (a bench split, or scenes from ``roadthink scenes
+    generate``: ``scenes/<id>.json`` beside ``images/<id>/``) that has a ``CAMERA`` image,
+    resized once into ``cache`` as for SFT."""
     sizer = ImageSizer(processor)
     cell = processor.image_processor.patch_size * processor.image_processor.merge_size
-    examples = []
-    for scene_file in sorted((bench.path / "scenes").glob("*.json")):
-        image = bench.path / "images" / scene_file.stem / f"{CAMERA}.png"
+
+    def example(scene_file: Path) -> VisionExample | None:
+        image = folder / "images" / scene_file.stem / f"{CAMERA}.png"
         if not image.is_file():
-            continue
-        scene = load_scene(scene_file)
+            return None
         with Image.open(image) as opened:
             size = sizer.measure(opened.size) or opened.size
-        shown = image if cache is None else sizer.resized(image, bench.path, split_cache(cache, bench))
-        examples.append(VisionExample(shown, scene_facts(scene), token_targets(scene, size, cell)))
+        shown = image if cache is None else sizer.resized(image, folder, split_cache(cache, folder))
+        scene = load_scene(scene_file)
+        return VisionExample(shown, scene_facts(scene), token_targets(scene, size, cell))
+
+    files = sorted((folder / "scenes").glob("*.json"))
+    made = map_with_progress(example, files, len(files), f"images of {folder.name}")
+    examples = [e for e in made if e is not None]
     if not examples:
-        raise RoadthinkError(f"{bench.path} has no {CAMERA} images to pre-train a vision tower on")
+        raise RoadthinkError(f"{folder} has no scenes/*.json with {CAMERA} images to pre-train a vision tower on")
     return examples
 
 
@@ -187,20 +195,27 @@ class Collate:
 
 
 class FactAccuracy(StepMetrics):
-    """Accuracy of every fact head on a val split's images, logged as ``val_facts`` (the mean)
-    and per fact."""
+    """Accuracy of every fact head on held-out images, logged as ``val_facts`` (the mean) and
+    per fact, each beside the accuracy of always saying the train images' commonest class
+    (``majority …``): a head is learning only where it beats that."""
 
-    def __init__(self, examples: list[VisionExample], collate: Collate, every: int) -> None:
+    def __init__(self, examples: list[VisionExample], collate: Collate, every: int, train: list[VisionExample]) -> None:
         super().__init__(every)
         self.examples, self.collate = examples, collate
+        self.majority = majority_accuracy(train, examples)
 
     def measure(self, step: int, model: Any) -> dict[str, float]:
         accuracy = fact_accuracy(model, self.examples, self.collate)
-        return {"val_facts": float(np.mean(list(accuracy.values()))), **accuracy}
+        return {
+            "val_facts": float(np.mean(list(accuracy.values()))),
+            "val_facts_majority": float(np.mean(list(self.majority.values()))),
+            **{f"val {name}": value for name, value in accuracy.items()},
+            **{f"majority {name}": value for name, value in self.majority.items()},
+        }
 
 
 def fact_accuracy(probe: VisionProbe, examples: list[VisionExample], collate: Collate) -> dict[str, float]:
-    """Share of ``examples`` whose every fact the probe's heads get right, per fact."""
+    """Share of ``examples`` whose fact the probe's heads get right, per fact."""
     was_training = probe.training
     probe.eval()
     right = np.zeros(len(FACTS))
@@ -210,21 +225,35 @@ def fact_accuracy(probe: VisionProbe, examples: list[VisionExample], collate: Co
             batch = {k: v.to(device) for k, v in collate(examples[start : start + 32]).items()}
             right += (probe(**batch)["predicted"] == batch["facts"]).sum(0).cpu().numpy()
     probe.train(was_training)
-    return {f"val {name}": float(r / len(examples)) for name, r in zip(FACTS, right, strict=True)}
+    return {name: float(r / len(examples)) for name, r in zip(FACTS, right, strict=True)}
+
+
+def majority_accuracy(train: list[VisionExample], examples: list[VisionExample]) -> dict[str, float]:
+    """Per fact, the share of ``examples`` whose class is the commonest one among ``train``."""
+    seen, asked = np.array([e.facts for e in train]), np.array([e.facts for e in examples])
+    commonest = [np.bincount(column).argmax() for column in seen.T]
+    return {name: float((asked[:, i] == commonest[i]).mean()) for i, name in enumerate(FACTS)}
 
 
 def train_vision(
-    bench_path: Path, out: Path, model: str = "tiny", settings: TrainSettings | None = None, val: Path | None = None
+    bench_path: Path,
+    out: Path,
+    model: str = "tiny",
+    settings: TrainSettings | None = None,
+    val: Path | None = None,
+    scenes: Sequence[Path] = (),
 ) -> Path:
     """Pre-train the vision tower of ``model`` (``tiny``: the CPU recipe, built from the split)
-    on the train split's front-camera images and scene files; resumes from OUT's last
+    on the train split's front-camera images and scene files, and those of the scene folders
+    ``scenes`` (they need no questions: more images to learn from); ``val`` (a split or a
+    scene folder) is measured every ``settings.val_every`` steps. Resumes from OUT's last
     checkpoint; returns OUT, a model folder."""
     settings = settings or TrainSettings(batch_size=32, steps=400)
     bench = train_split(bench_path)
     record(out, "vision", model, settings)
     device = pick_device(settings.device)
     processor, vlm = load(str(initial_model(model, bench, out, settings.seed)), device, torch.float32)
-    examples = vision_examples(bench, processor, out / "images")
+    examples = [e for folder in (bench.path, *scenes) for e in vision_examples(folder, processor, out / "images")]
     positive = torch.from_numpy(np.concatenate([e.tokens for e in examples]).mean(0))
     probe = VisionProbe(vlm, positive).to(device)
     for parameter in vlm.parameters():
@@ -234,8 +263,8 @@ def train_vision(
     collate = Collate(processor)
     callbacks: list[TrainerCallback] = [LogLines(out / "log.jsonl")]
     if val is not None:  # before the log lines, so that its figures join the step's line
-        held_out = vision_examples(load_bench(val), processor, out / "images")
-        callbacks.insert(0, FactAccuracy(held_out, collate, settings.val_every))
+        held_out = vision_examples(val, processor, out / "images")
+        callbacks.insert(0, FactAccuracy(held_out, collate, settings.val_every, examples))
     arguments = TrainingArguments(**trainer_arguments(settings, out, device), remove_unused_columns=False)
     trainer = Trainer(model=probe, args=arguments, train_dataset=examples, data_collator=collate, callbacks=callbacks)
     for callback in callbacks:
