@@ -149,7 +149,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
 def bench_corpus(rows: Iterable[dict]) -> Iterator[str]:
     """The text a model reads and writes on a benchmark, as often as it reads it: every sample's
     system prompt, answer format, question, options, reference reasoning and answer in the
-    tagged form. (Counted once, the system prompt's words stayed split into pieces: a third of
+    tagged form. (Counted once, the system prompt's words stayed split into pieces: over a quarter of
     each prompt's tokens, read again for every answer.)"""
     yield from FORMATS.values()  # a format no row uses still has a spelling
     for row in rows:
