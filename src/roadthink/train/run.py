@@ -59,17 +59,21 @@ def trainer_arguments(settings: TrainSettings, out: Path, device: str) -> dict[s
     }
 
 
-def freeze_vision_tower(model: Any) -> int:
-    """Stop training a Qwen-VL's vision tower but for its merger, the projector into the
-    language model (LLaVA's stage 2): a tower pre-trained on what images show keeps it while
-    the language model learns to read it. Returns how many tensors were frozen."""
+def vision_tower(model: Any) -> Any:
+    """A Qwen-VL's vision tower (``model.model.visual``), or a one-line error naming the model."""
     visual = getattr(getattr(model, "model", model), "visual", None)
     if visual is None:
-        raise RoadthinkError(f"{type(model).__name__} has no vision tower at .model.visual to freeze")
-    frozen = [p for name, p in visual.named_parameters() if not name.startswith("merger.")]
-    for parameter in frozen:
-        parameter.requires_grad_(False)
-    return len(frozen)
+        raise RoadthinkError(f"{type(model).__name__} has no vision tower at .model.visual: a Qwen-VL model is needed")
+    return visual
+
+
+def freeze_vision_tower(model: Any) -> None:
+    """Stop training a Qwen-VL's vision tower but for its merger, the projector into the
+    language model (LLaVA's stage 2): a tower pre-trained on what images show keeps it while
+    the language model learns to read it."""
+    for name, parameter in vision_tower(model).named_parameters():
+        if not name.startswith("merger."):
+            parameter.requires_grad_(False)
 
 
 def record(out: Path, kind: str, model: str, settings: TrainSettings) -> None:

@@ -44,7 +44,7 @@ from roadthink.scene.types import Category, LightState, Scene
 from roadthink.tasks.perception import COUNTED, MAX_COUNT, SINGLED_OUT, singled_out
 from roadthink.tasks.views import ASKED_CATEGORIES, seen
 from roadthink.train.data import ImageSizer, split_cache, train_split
-from roadthink.train.run import LogLines, StepMetrics, TrainSettings, record, trainer_arguments
+from roadthink.train.run import LogLines, StepMetrics, TrainSettings, record, trainer_arguments, vision_tower
 from roadthink.train.sft import initial_model
 
 CAMERA = "CAM_FRONT"
@@ -150,12 +150,7 @@ class VisionProbe(torch.nn.Module):
 
     def __init__(self, vlm: Any, positive_rate: torch.Tensor) -> None:
         super().__init__()
-        inner = getattr(vlm, "model", vlm)
-        if not hasattr(inner, "visual"):
-            raise RoadthinkError(
-                f"{type(vlm).__name__} has no vision tower at .model.visual: a Qwen-VL model is needed"
-            )
-        self.visual = inner.visual
+        self.visual = vision_tower(vlm)
         self.width = vlm.config.text_config.hidden_size
         self.facts = torch.nn.ModuleList(torch.nn.Linear(self.width, len(c)) for c in FACTS.values())
         self.tokens = torch.nn.Linear(self.width, len(TOKEN_LABELS))
