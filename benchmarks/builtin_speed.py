@@ -48,7 +48,7 @@ def main() -> None:
         name = args.model
         if args.model == "recipe":
             from roadthink.models.tiny import build_tiny_qwen2vl
-            from roadthink.train.sft import RECIPE
+            from roadthink.train.run import RECIPE
 
             name = f"hf:{build_tiny_qwen2vl(Path(tmp) / 'recipe', None, RECIPE)}"
         speeds = {}

@@ -22,7 +22,7 @@ from roadthink.eval.bench import load_bench
 from roadthink.eval.prompt import messages_for
 from roadthink.eval.runner import RunConfig, run
 from roadthink.models.hf_backend import HFModel
-from roadthink.train.data import grpo_dataset, sft_dataset, target, train_split
+from roadthink.train.data import grpo_dataset, seen_reasoning, sft_dataset, target, train_split
 from roadthink.train.grpo import GRPOSettings, train_grpo
 from roadthink.train.run import TrainSettings
 from roadthink.train.sft import train_sft
@@ -48,6 +48,10 @@ def test_sft_examples_are_the_evaluations_prompt_and_the_reference(tiny_model, s
     with_ids = [s for s in bench.samples if re.search(r"\b(a|tl)\d+\b", " ".join(x.text for x in s.reference_steps))]
     assert len(with_ids) > len(bench.samples) / 2
     assert not any(re.search(r"\b(a|tl)\d+\b|\br\d+_[fb]\d", target(s)) for s in bench.samples)
+    said = seen_reasoning(
+        "The nearest visible car is a15, 41 m away. It is black. The leftmost one is a07: 30 m ahead."
+    )
+    assert said == "The nearest visible car is 41 m away. It is black. The leftmost is 30 m ahead."
     # images come at the size the processor gives them, resized once into the cache, same pixels
     original = PILImage.open(splits["train"][0] / sample.images[0])
     assert len(first["images"]) == len(sample.images) and first["images"][0].size != original.size

@@ -496,6 +496,10 @@ Limit = Annotated[int | None, typer.Option(help="Use only the first N train samp
 Families = Annotated[str | None, typer.Option(help="Train only on these task families (comma-separated).")]
 TrainDevice = Annotated[str, typer.Option(help="cuda, mps, cpu or auto.")]
 TrainSeed = Annotated[int, typer.Option(help="Seed of weights, data order and sampling.")]
+Scenes = Annotated[
+    list[Path] | None,
+    typer.Option(help="Scene folders (roadthink scenes generate) whose images join the split's; repeatable."),
+]
 FreezeVision = Annotated[
     bool, typer.Option(help="Keep the vision tower (e.g. from train vision) as it is; only its merger trains.")
 ]
@@ -520,10 +524,7 @@ def train_vision(
     steps: Steps = 600,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 32,
     lr: LearningRate = 2e-3,
-    scenes: Annotated[
-        list[Path] | None,
-        typer.Option(help="Scene folders (roadthink scenes generate) whose images join the split's; repeatable."),
-    ] = None,
+    scenes: Scenes = None,
     val: Annotated[
         Path | None, typer.Option(help="A val split or scene folder: each fact head's accuracy on its images.")
     ] = None,
@@ -541,6 +542,37 @@ def train_vision(
         val_every=val_every, val_size=0, save_steps=save_steps,
     )  # fmt: skip
     folder = run_vision(bench, out, model, settings, val, scenes or ())
+    console.print(f"model: {folder} (roadthink train captions --model hf:{folder}); log: {folder / 'log.jsonl'}")
+
+
+@train_app.command("captions")
+@reports_errors
+def train_captions(
+    bench: TrainBench,
+    out: TrainOut,
+    model: Annotated[str, typer.Option(help="hf:<folder> (a Qwen-VL, e.g. from train vision), or tiny.")],
+    steps: Steps = 800,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 16,
+    lr: LearningRate = 2e-3,
+    scenes: Scenes = None,
+    val: Annotated[
+        Path | None, typer.Option(help="A val split or scene folder: each fact's accuracy in its images' captions.")
+    ] = None,
+    val_every: ValEvery = 0,
+    save_steps: SaveSteps = 200,
+    freeze_vision: FreezeVision = True,
+    device: TrainDevice = "auto",
+    seed: TrainSeed = 0,
+) -> None:
+    """Teach the language model to read the vision tower: it captions the split's (and the scene
+    folders') front-camera images with their scenes' exact facts, before SFT; resumable."""
+    from roadthink.train.captions import train_captions as run_captions
+
+    settings = _train_settings(
+        steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=None, families=None,
+        val_every=val_every, val_size=0, save_steps=save_steps, freeze_vision=freeze_vision,
+    )  # fmt: skip
+    folder = run_captions(bench, out, model, settings, val, scenes or ())
     console.print(f"model: {folder} (roadthink train sft --model hf:{folder}); log: {folder / 'log.jsonl'}")
 
 
@@ -560,6 +592,13 @@ def train_sft(
     limit: Limit = None,
     families: Families = None,
     freeze_vision: FreezeVision = False,
+    captions: Annotated[
+        list[Path] | None,
+        typer.Option(help="Scene folders whose images are captioned among the samples (as in train captions)."),
+    ] = None,
+    caption_share: Annotated[
+        float, typer.Option(help="The share of rows that are captions (0: none; 0.33 keeps a caption model reading).")
+    ] = 0.0,
     device: TrainDevice = "auto",
     seed: TrainSeed = 0,
 ) -> None:
@@ -567,11 +606,14 @@ def train_sft(
     running it again resumes from the last checkpoint."""
     from roadthink.train.sft import train_sft as run_sft
 
+    if captions and not caption_share:
+        raise RoadthinkError("--captions needs --caption-share, the share of rows that are captions (e.g. 0.33)")
     settings = _train_settings(
         steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit, families=families,
         val_every=val_every, val_size=val_size, save_steps=save_steps, freeze_vision=freeze_vision,
+        caption_share=caption_share,
     )  # fmt: skip
-    folder = run_sft(bench, out, model, settings, val)
+    folder = run_sft(bench, out, model, settings, val, captions or ())
     console.print(f"model: {folder} (roadthink eval --model hf:{folder}); log: {folder / 'log.jsonl'}")
 
 

@@ -45,6 +45,7 @@ _LANE = r"r\d+_[a-z]\d+(?:_to_r\d+_[a-z]\d+)?"  # lane ids: r2_f0, r2_f0_to_r1_b
 _UNSEEN = [
     (re.compile(rf"\s*\((?:{_ID}|{_LANE})\)"), ""),  # "the motorcycle (a06)"
     (re.compile(rf"\b(The [^.]*?) is {_ID}\."), r"\1 is in view."),  # "The car is a26."
+    (re.compile(rf"\b(The [^.]*?) is {_ID}[,:] "), r"\1 is "),  # "The nearest car is a15, 41 m away."
     (re.compile(rf"\b{_ID} \("), "one ("),  # "visible: a26 (white car, 49 m away)"
     (re.compile(rf"\b{_ID}\b"), "it"),
     (re.compile(rf"\blane {_LANE}\b"), "its lane"),

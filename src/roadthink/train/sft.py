@@ -10,49 +10,37 @@ model folder: ``roadthink eval --model hf:OUT``.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 
+from datasets import concatenate_datasets
 from trl import SFTConfig, SFTTrainer
 
-from roadthink.eval.bench import Bench
 from roadthink.models.hf_backend import load, pick_device, pick_dtype
-from roadthink.models.tiny import TinyConfig, bench_corpus, build_tiny_qwen2vl
-from roadthink.tasks.build import load_rows
+from roadthink.train.captions import caption_rows
 from roadthink.train.data import sft_dataset, train_split
-from roadthink.train.run import TrainSettings, callbacks, freeze_vision_tower, record, train_and_save, trainer_arguments
-
-RECIPE = TinyConfig(  # the CPU recipe: 4.2 M parameters, 6 samples/s in SFT on 2 cores
-    vocab_size=2048,
-    hidden_size=256,
-    intermediate_size=512,
-    layers=4,
-    heads=4,
-    kv_heads=2,
-    vision_depth=2,
-    vision_width=128,
-    vision_heads=4,
-    min_pixels=112 * 112,
-    max_pixels=224 * 224,
+from roadthink.train.run import (
+    TrainSettings,
+    callbacks,
+    freeze_vision_tower,
+    initial_model,
+    record,
+    train_and_save,
+    trainer_arguments,
 )
 
 
-def initial_model(spec: str, bench: Bench, out: Path, seed: int) -> Path:
-    """The folder training starts from: ``tiny`` builds the CPU recipe (its tokenizer learnt
-    from the split's text) under OUT/init once; ``hf:PATH`` or a plain folder is used as is."""
-    if spec == "tiny":
-        init = out / "init"
-        if not (init / "config.json").is_file():
-            build_tiny_qwen2vl(init, bench_corpus(load_rows(bench.path)), replace(RECIPE, seed=seed))
-        return init
-    return Path(spec.removeprefix("hf:"))
-
-
 def train_sft(
-    bench_path: Path, out: Path, model: str = "tiny", settings: TrainSettings | None = None, val: Path | None = None
+    bench_path: Path,
+    out: Path,
+    model: str = "tiny",
+    settings: TrainSettings | None = None,
+    val: Path | None = None,
+    captions: Sequence[Path] = (),
 ) -> Path:
-    """Fine-tune ``model`` on the train split at ``bench_path``; resumes from OUT's last
-    checkpoint; returns OUT, a model folder."""
+    """Fine-tune ``model`` on the train split at ``bench_path``, with captions of the scene
+    folders ``captions`` as ``settings.caption_share`` of the rows when it is above 0; resumes
+    from OUT's last checkpoint; returns OUT, a model folder."""
     settings = settings or TrainSettings()
     bench = train_split(bench_path)
     record(out, "sft", model, settings)
@@ -60,13 +48,17 @@ def train_sft(
     processor, network = load(str(initial_model(model, bench, out, settings.seed)), device, pick_dtype("auto", device))
     if settings.freeze_vision:
         freeze_vision_tower(network)
+    dataset = sft_dataset(bench, processor, settings.limit, out / "images", settings.families)
+    if settings.caption_share:
+        found = caption_rows(captions, processor, out / "images", settings.caption_share, len(dataset))
+        dataset = concatenate_datasets([dataset.select_columns(["prompt", "completion", "images"]), found])
     # max_length=None: a cut would drop image tokens and break the image-token count. Batches
     # stay random: grouped by length they hold one task each, and the model learnt none well.
     config = SFTConfig(**trainer_arguments(settings, out, device), max_length=None)
     trainer = SFTTrainer(
         model=network,
         args=config,
-        train_dataset=sft_dataset(bench, processor, settings.limit, out / "images", settings.families),
+        train_dataset=dataset,
         processing_class=processor,
         callbacks=callbacks(out, processor, settings, val),
     )

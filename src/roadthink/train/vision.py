@@ -44,8 +44,15 @@ from roadthink.scene.types import Category, LightState, Scene
 from roadthink.tasks.perception import COUNTED, MAX_COUNT, SINGLED_OUT, singled_out
 from roadthink.tasks.views import ASKED_CATEGORIES, seen
 from roadthink.train.data import ImageSizer, split_cache, train_split
-from roadthink.train.run import LogLines, StepMetrics, TrainSettings, record, trainer_arguments, vision_tower
-from roadthink.train.sft import initial_model
+from roadthink.train.run import (
+    LogLines,
+    StepMetrics,
+    TrainSettings,
+    initial_model,
+    record,
+    trainer_arguments,
+    vision_tower,
+)
 
 CAMERA = "CAM_FRONT"
 NONE = "none"
@@ -119,10 +126,10 @@ class VisionExample:
     tokens: np.ndarray  # (merged tokens, TOKEN_LABELS)
 
 
-def vision_examples(folder: Path, processor: Any, cache: Path | None) -> list[VisionExample]:
+def vision_examples(folder: Path, processor: Any, cache: Path | None, limit: int | None = None) -> list[VisionExample]:
     """One example per scene of ``folder`` (a bench split, or scenes from ``roadthink scenes
     generate``: ``scenes/<id>.json`` beside ``images/<id>/``) that has a ``CAMERA`` image,
-    resized once into ``cache`` as for SFT."""
+    resized once into ``cache`` as for SFT; of the first ``limit`` scenes when given."""
     sizer = ImageSizer(processor)
     cell = processor.image_processor.patch_size * processor.image_processor.merge_size
 
@@ -136,7 +143,7 @@ def vision_examples(folder: Path, processor: Any, cache: Path | None) -> list[Vi
         scene = load_scene(scene_file)
         return VisionExample(shown, scene_facts(scene), token_targets(scene, size, cell))
 
-    files = sorted((folder / "scenes").glob("*.json"))
+    files = sorted((folder / "scenes").glob("*.json"))[:limit]
     made = map_with_progress(example, files, len(files), f"images of {folder.name}")
     examples = [e for e in made if e is not None]
     if not examples:

@@ -1,0 +1,210 @@
+"""Caption pre-training, between the vision stage and SFT (LLaVA's stage 1, with exact
+captions): the language model learns to read the vision tower by writing down, for every
+front-camera image, the scene's facts (``vision.FACTS``) as one line of text.
+
+Why: a tower pre-trained on the facts holds them (heads on its tokens read them well above
+the majority class), yet SFT on the bench alone did not teach the language model to read
+them: its answers were as right with black images as with the cameras'. A bench sample asks
+one thing about its image, in a reply of ~40 tokens mostly about other things; a caption asks
+some twenty, each answered by a word only the image tells, and scene folders (``--scenes``)
+give captions at no cost. After 800 steps on 10,000 scenes, the language model wrote the
+nearest car's colour right for 59 % of held-out images (majority class 10 %), and the bench
+SFT that followed named it in its reasoning for 12 of 20 test samples, none with black images.
+
+``roadthink train captions --bench TRAIN_SPLIT --model hf:VISION --out CKPT [--scenes DIR]``
+writes a model folder: ``roadthink train sft --model hf:CKPT`` goes on from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset, Image
+from datasets import Sequence as Images
+from PIL import Image as PILImage
+from trl import SFTConfig, SFTTrainer
+
+from roadthink.errors import RoadthinkError
+from roadthink.models.hf_backend import load, pick_device, pick_dtype
+from roadthink.models.types import ImagePart, ImageURL, Message, TextPart
+from roadthink.tasks.perception import SINGLED_OUT
+from roadthink.train.data import chat, train_split
+from roadthink.train.run import (
+    StepMetrics,
+    TrainSettings,
+    callbacks,
+    freeze_vision_tower,
+    initial_model,
+    record,
+    train_and_save,
+    trainer_arguments,
+)
+from roadthink.train.vision import FACTS, VisionExample, majority_accuracy, vision_examples
+
+QUESTION = "List what the front camera image shows."
+SEPARATOR = "; "
+# each fact's words in a caption, in FACTS' order: short, and one word for the value at the end
+LABELS: dict[str, str] = {
+    "count cars": "cars",
+    "count vehicles": "vehicles",
+    "count pedestrians": "pedestrians",
+    **{name: f"any {name.removeprefix('exists ')}" for name in FACTS if name.startswith("exists ")},
+    "nearest car colour": "nearest car colour",
+    **{
+        f"category of {description}": label
+        for description, label in zip(
+            SINGLED_OUT,
+            (
+                "nearest road user",
+                "nearest on the left",
+                "nearest on the right",
+                "nearest ahead",
+                "leftmost",
+                "rightmost",
+            ),
+            strict=True,
+        )
+    },
+    "ego light": "light",
+}
+
+
+def caption(facts: Sequence[int]) -> str:
+    """The caption of an image whose facts (``vision.scene_facts``) are ``facts``:
+    ``cars 2; vehicles 3; …; light red``."""
+    return SEPARATOR.join(
+        f"{LABELS[name]} {classes[value]}" for (name, classes), value in zip(FACTS.items(), facts, strict=True)
+    )
+
+
+def read_caption(text: str) -> list[int]:
+    """The facts a caption states, in ``FACTS``' order; -1 where it leaves one out or names a
+    class the fact does not have (a model's caption may do both)."""
+    said = dict(part.strip().rpartition(" ")[::2] for part in text.split(SEPARATOR.strip()))
+    return [
+        classes.index(said[label]) if said.get(label) in classes else -1
+        for label, classes in zip(LABELS.values(), FACTS.values(), strict=True)
+    ]
+
+
+def prompt() -> list[Message]:
+    return [Message(role="user", content=[ImagePart(image_url=ImageURL(url="")), TextPart(text=QUESTION)])]
+
+
+def caption_dataset(examples: Sequence[VisionExample]) -> Dataset:
+    """Conversational prompt-completion rows, as for SFT: the image and ``QUESTION``, then its
+    caption, the only tokens the loss is taken on."""
+    asked = chat(prompt())
+    rows = [
+        {
+            "prompt": asked,
+            "completion": [{"role": "assistant", "content": [{"type": "text", "text": caption(e.facts)}]}],
+            "images": [str(e.image)],
+        }
+        for e in examples
+    ]
+    return Dataset.from_list(rows).cast_column("images", Images(Image()))
+
+
+def caption_rows(folders: Sequence[Path], processor: Any, cache: Path, share: float, rows: int) -> Dataset:
+    """Caption rows to train on beside ``rows`` others (SFT's bench samples), so that they are
+    ``share`` of all: from the first scenes of ``folders`` in turn. Mixed into SFT, they keep
+    the language model reading the tower while it learns the bench's replies; without them, a
+    model that named the nearest car's colour right 12 times in 20 after the caption stage did
+    so twice after 600 steps of bench SFT."""
+    if not 0.0 < share < 1.0:
+        raise RoadthinkError(f"caption share {share} is not between 0 and 1 (exclusive)")
+    if not folders:
+        raise RoadthinkError("a caption share needs scene folders to caption (--captions DIR)")
+    wanted = round(rows * share / (1.0 - share))
+    examples: list[VisionExample] = []
+    for folder in folders:
+        examples += vision_examples(folder, processor, cache, wanted - len(examples)) if len(examples) < wanted else []
+    return caption_dataset(examples)
+
+
+def read_facts(model: Any, processor: Any, examples: Sequence[VisionExample], batch_size: int = 16) -> np.ndarray:
+    """(examples, facts): the class of each fact in the caption ``model`` writes, greedily, for
+    each example's image (-1 where the caption does not state it)."""
+    text = processor.apply_chat_template(chat(prompt()), add_generation_prompt=True, tokenize=False)
+    longest = len(processor.tokenizer(caption([len(c) - 1 for c in FACTS.values()]))["input_ids"])
+    side, processor.tokenizer.padding_side = processor.tokenizer.padding_side, "left"
+    was_training = model.training
+    model.eval()
+    found = []
+    try:
+        for start in range(0, len(examples), batch_size):
+            part = examples[start : start + batch_size]
+            images = []
+            for example in part:
+                with PILImage.open(example.image) as image:
+                    images.append(image.convert("RGB"))
+            inputs = processor(text=[text] * len(part), images=images, return_tensors="pt", padding=True)
+            with torch.no_grad():
+                output = model.generate(**inputs.to(model.device), max_new_tokens=longest + 16, do_sample=False)
+            replies = processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+            found += [read_caption(reply) for reply in replies]
+    finally:
+        processor.tokenizer.padding_side = side
+        model.train(was_training)
+    return np.array(found, dtype=int).reshape(len(examples), len(FACTS))
+
+
+class CaptionAccuracy(StepMetrics):
+    """Per fact, the share of held-out images whose caption states it right, logged as
+    ``val <fact>`` and their mean ``val_captions``, each beside the accuracy of always saying
+    the train images' commonest class (``majority …``, ``val_captions_majority``)."""
+
+    def __init__(self, examples: list[VisionExample], processor: Any, every: int, train: list[VisionExample]) -> None:
+        super().__init__(every)
+        self.examples, self.processor = examples, processor
+        self.majority = majority_accuracy(train, examples)
+
+    def measure(self, step: int, model: Any) -> dict[str, float]:
+        right = read_facts(model, self.processor, self.examples) == np.array([e.facts for e in self.examples])
+        accuracy = dict(zip(FACTS, right.mean(0).tolist(), strict=True))
+        return {
+            "val_captions": float(right.mean()),
+            "val_captions_majority": float(np.mean(list(self.majority.values()))),
+            **{f"val {name}": value for name, value in accuracy.items()},
+            **{f"majority {name}": value for name, value in self.majority.items()},
+        }
+
+
+def train_captions(
+    bench_path: Path,
+    out: Path,
+    model: str,
+    settings: TrainSettings | None = None,
+    val: Path | None = None,
+    scenes: Sequence[Path] = (),
+) -> Path:
+    """Teach ``model`` (a Qwen-VL folder, usually from ``train vision``) to caption the train
+    split's front-camera images and those of the scene folders ``scenes``; the tower stays as
+    it is but for its merger when ``settings.freeze_vision``. ``val`` (a split or a scene
+    folder) is captioned every ``settings.val_every`` steps. Resumes from OUT's last
+    checkpoint; returns OUT, a model folder."""
+    settings = settings or TrainSettings(steps=800, freeze_vision=True)
+    bench = train_split(bench_path)
+    record(out, "captions", model, settings)
+    device = pick_device(settings.device)
+    processor, network = load(str(initial_model(model, bench, out, settings.seed)), device, pick_dtype("auto", device))
+    if settings.freeze_vision:
+        freeze_vision_tower(network)
+    examples = [e for folder in (bench.path, *scenes) for e in vision_examples(folder, processor, out / "images")]
+    found = callbacks(out, processor, settings, None)
+    if val is not None:  # before the log lines, so that its figures join the step's line
+        held_out = vision_examples(val, processor, out / "images")
+        found.insert(0, CaptionAccuracy(held_out, processor, settings.val_every, examples))
+    trainer = SFTTrainer(
+        model=network,
+        args=SFTConfig(**trainer_arguments(settings, out, device), max_length=None),
+        train_dataset=caption_dataset(examples),
+        processing_class=processor,
+        callbacks=found,
+    )
+    return train_and_save(trainer, processor, out)
