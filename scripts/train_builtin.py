@@ -176,8 +176,8 @@ two CPU cores, and trained only on roadthink-bench: it is a working fixture of t
   {_held_out(stages["captions"], "val_captions", recipe.vision_held_out)}
 - SFT (TRL `SFTTrainer`, from the caption model{_frozen(recipe.sft)}, loss on the reply only):
   target `<think>reference steps</think><answer>answer</answer>`, the steps without the scene's agent, light and
-  lane ids (no image shows them); {100 * recipe.sft.caption_share:.0f} % of the rows are captions of the extra scenes, as
-  in the caption stage, so that the language model keeps reading the tower;
+  lane ids (no image shows them); {100 * recipe.sft.caption_share:.0f} % of the rows are captions of the extra
+  scenes, as in the caption stage, so that the language model keeps reading the tower;
   {_settings(recipe.sft)}; {runtime(stages["sft"]) / 60:.1f} min on 2 CPU cores
 - GRPO (TRL `GRPOTrainer`, from the SFT model{_frozen(recipe.grpo)}) on the
   {", ".join(recipe.grpo.families or ["all"])} samples of the same split:

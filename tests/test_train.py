@@ -48,9 +48,7 @@ def test_sft_examples_are_the_evaluations_prompt_and_the_reference(tiny_model, s
     with_ids = [s for s in bench.samples if re.search(r"\b(a|tl)\d+\b", " ".join(x.text for x in s.reference_steps))]
     assert len(with_ids) > len(bench.samples) / 2
     assert not any(re.search(r"\b(a|tl)\d+\b|\br\d+_[fb]\d", target(s)) for s in bench.samples)
-    said = seen_reasoning(
-        "The nearest visible car is a15, 41 m away. It is black. The leftmost one is a07: 30 m ahead."
-    )
+    said = seen_reasoning("The nearest visible car is a15, 41 m away. It is black. The leftmost is a07: 30 m ahead.")
     assert said == "The nearest visible car is 41 m away. It is black. The leftmost is 30 m ahead."
     # images come at the size the processor gives them, resized once into the cache, same pixels
     original = PILImage.open(splits["train"][0] / sample.images[0])

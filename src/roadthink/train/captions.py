@@ -26,23 +26,12 @@ import torch
 from datasets import Dataset, Image
 from datasets import Sequence as Images
 from PIL import Image as PILImage
-from trl import SFTConfig, SFTTrainer
 
 from roadthink.errors import RoadthinkError
-from roadthink.models.hf_backend import load, pick_device, pick_dtype
 from roadthink.models.types import ImagePart, ImageURL, Message, TextPart
 from roadthink.tasks.perception import SINGLED_OUT
-from roadthink.train.data import chat, train_split
-from roadthink.train.run import (
-    StepMetrics,
-    TrainSettings,
-    callbacks,
-    freeze_vision_tower,
-    initial_model,
-    record,
-    train_and_save,
-    trainer_arguments,
-)
+from roadthink.train.data import chat
+from roadthink.train.run import StepMetrics, TrainSettings, callbacks, fine_tune, starting_point
 from roadthink.train.vision import FACTS, VisionExample, majority_accuracy, vision_examples
 
 QUESTION = "List what the front camera image shows."
@@ -189,22 +178,10 @@ def train_captions(
     folder) is captioned every ``settings.val_every`` steps. Resumes from OUT's last
     checkpoint; returns OUT, a model folder."""
     settings = settings or TrainSettings(steps=800, freeze_vision=True)
-    bench = train_split(bench_path)
-    record(out, "captions", model, settings)
-    device = pick_device(settings.device)
-    processor, network = load(str(initial_model(model, bench, out, settings.seed)), device, pick_dtype("auto", device))
-    if settings.freeze_vision:
-        freeze_vision_tower(network)
+    bench, device, processor, network = starting_point("captions", bench_path, out, model, settings)
     examples = [e for folder in (bench.path, *scenes) for e in vision_examples(folder, processor, out / "images")]
     found = callbacks(out, processor, settings, None)
     if val is not None:  # before the log lines, so that its figures join the step's line
         held_out = vision_examples(val, processor, out / "images")
         found.insert(0, CaptionAccuracy(held_out, processor, settings.val_every, examples))
-    trainer = SFTTrainer(
-        model=network,
-        args=SFTConfig(**trainer_arguments(settings, out, device), max_length=None),
-        train_dataset=caption_dataset(examples),
-        processing_class=processor,
-        callbacks=found,
-    )
-    return train_and_save(trainer, processor, out)
+    return fine_tune(network, processor, caption_dataset(examples), settings, out, device, found)

@@ -12,17 +12,9 @@ from pathlib import Path
 from trl import GRPOConfig, GRPOTrainer
 
 from roadthink.errors import RoadthinkError
-from roadthink.models.hf_backend import load, pick_device, pick_dtype
-from roadthink.train.data import grpo_dataset, train_split
+from roadthink.train.data import grpo_dataset
 from roadthink.train.rewards import select_rewards
-from roadthink.train.run import (
-    TrainSettings,
-    callbacks,
-    freeze_vision_tower,
-    record,
-    train_and_save,
-    trainer_arguments,
-)
+from roadthink.train.run import TrainSettings, callbacks, starting_point, train_and_save, trainer_arguments
 
 DEFAULT_REWARDS = ("accuracy", "format", "waypoint", "collision_free", "meta_action")
 
@@ -55,7 +47,6 @@ def train_grpo(
     OUT's last checkpoint; returns OUT, a model folder."""
     settings, grpo = settings or TrainSettings(), grpo or GRPOSettings()
     check_model_folder(init)
-    bench = train_split(bench_path)
     rewards = select_rewards(grpo.rewards)
     if grpo.weights is not None and len(grpo.weights) != len(rewards):
         raise RoadthinkError(f"{len(grpo.weights)} reward weights for {len(rewards)} rewards: give one per reward")
@@ -63,11 +54,7 @@ def train_grpo(
         raise RoadthinkError(
             f"batch size {settings.batch_size} must be a multiple of the {grpo.generations} generations per prompt"
         )
-    record(out, "grpo", str(init), settings)
-    device = pick_device(settings.device)
-    processor, network = load(str(init), device, pick_dtype("auto", device))
-    if settings.freeze_vision:
-        freeze_vision_tower(network)
+    bench, device, processor, network = starting_point("grpo", bench_path, out, str(init), settings)
     config = GRPOConfig(
         **trainer_arguments(settings, out, device),
         num_generations=grpo.generations,

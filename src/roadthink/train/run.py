@@ -12,13 +12,15 @@ from typing import Any
 
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
+from trl import SFTConfig, SFTTrainer
 
 from roadthink.errors import RoadthinkError
 from roadthink.eval.bench import Bench, load_bench
 from roadthink.eval.runner import RunConfig, run
-from roadthink.models.hf_backend import HFModel
+from roadthink.models.hf_backend import HFModel, load, pick_device, pick_dtype
 from roadthink.models.tiny import TinyConfig, bench_corpus, build_tiny_qwen2vl
 from roadthink.tasks.build import load_rows
+from roadthink.train.data import train_split
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,40 @@ def freeze_vision_tower(model: Any) -> None:
     for name, parameter in vision_tower(model).named_parameters():
         if not name.startswith("merger."):
             parameter.requires_grad_(False)
+
+
+def starting_point(
+    kind: str, bench_path: Path, out: Path, model: str, settings: TrainSettings
+) -> tuple[Bench, str, Any, Any]:
+    """What a stage that trains the language model starts from: the train split (any other is a
+    one-line error), the device, and the processor and network of ``model`` (``tiny``: built
+    from the split), the tower frozen but for its merger when ``settings.freeze_vision``; the
+    settings are recorded in OUT."""
+    bench = train_split(bench_path)
+    record(out, kind, model, settings)
+    device = pick_device(settings.device)
+    processor, network = load(str(initial_model(model, bench, out, settings.seed)), device, pick_dtype("auto", device))
+    if settings.freeze_vision:
+        freeze_vision_tower(network)
+    return bench, device, processor, network
+
+
+def fine_tune(
+    network: Any,
+    processor: Any,
+    rows: Any,
+    settings: TrainSettings,
+    out: Path,
+    device: str,
+    found: list[TrainerCallback],
+) -> Path:
+    """TRL's SFTTrainer on conversational prompt-completion ``rows`` (the loss on the
+    completion only), resumed from OUT's last checkpoint; returns OUT, a model folder."""
+    # max_length=None: a cut would drop image tokens and break the image-token count. Batches
+    # stay random: grouped by length they hold one task each, and the model learnt none well.
+    config = SFTConfig(**trainer_arguments(settings, out, device), max_length=None)
+    trainer = SFTTrainer(model=network, args=config, train_dataset=rows, processing_class=processor, callbacks=found)
+    return train_and_save(trainer, processor, out)
 
 
 def record(out: Path, kind: str, model: str, settings: TrainSettings) -> None:

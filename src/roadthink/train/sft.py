@@ -14,20 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from datasets import concatenate_datasets
-from trl import SFTConfig, SFTTrainer
 
-from roadthink.models.hf_backend import load, pick_device, pick_dtype
 from roadthink.train.captions import caption_rows
-from roadthink.train.data import sft_dataset, train_split
-from roadthink.train.run import (
-    TrainSettings,
-    callbacks,
-    freeze_vision_tower,
-    initial_model,
-    record,
-    train_and_save,
-    trainer_arguments,
-)
+from roadthink.train.data import sft_dataset
+from roadthink.train.run import TrainSettings, callbacks, fine_tune, starting_point
 
 
 def train_sft(
@@ -42,24 +32,9 @@ def train_sft(
     folders ``captions`` as ``settings.caption_share`` of the rows when it is above 0; resumes
     from OUT's last checkpoint; returns OUT, a model folder."""
     settings = settings or TrainSettings()
-    bench = train_split(bench_path)
-    record(out, "sft", model, settings)
-    device = pick_device(settings.device)
-    processor, network = load(str(initial_model(model, bench, out, settings.seed)), device, pick_dtype("auto", device))
-    if settings.freeze_vision:
-        freeze_vision_tower(network)
+    bench, device, processor, network = starting_point("sft", bench_path, out, model, settings)
     dataset = sft_dataset(bench, processor, settings.limit, out / "images", settings.families)
     if settings.caption_share:
         found = caption_rows(captions, processor, out / "images", settings.caption_share, len(dataset))
         dataset = concatenate_datasets([dataset.select_columns(["prompt", "completion", "images"]), found])
-    # max_length=None: a cut would drop image tokens and break the image-token count. Batches
-    # stay random: grouped by length they hold one task each, and the model learnt none well.
-    config = SFTConfig(**trainer_arguments(settings, out, device), max_length=None)
-    trainer = SFTTrainer(
-        model=network,
-        args=config,
-        train_dataset=dataset,
-        processing_class=processor,
-        callbacks=callbacks(out, processor, settings, val),
-    )
-    return train_and_save(trainer, processor, out)
+    return fine_tune(network, processor, dataset, settings, out, device, callbacks(out, processor, settings, val))
