@@ -1,5 +1,6 @@
-"""``builtin``: the small Qwen2-VL that roadthink trains itself (``roadthink train sft``, then
-``roadthink train grpo``, on a roadthink-bench train split) and ships inside the package, so
+"""``builtin``: the small Qwen2-VL that roadthink trains itself (``roadthink train vision``,
+``captions``, ``sft``, then ``grpo``, on a roadthink-bench train split and more scenes; the stage
+more accurate on the val split is kept) and ships inside the package, so
 the whole loop runs on a fresh machine with nothing to download. Its folder holds the weights
 (safetensors), the tokenizer and processor, and the model card (``README.md``) with the
 recipe and the measured accuracy."""
