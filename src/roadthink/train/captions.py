@@ -112,7 +112,8 @@ def caption_rows(folders: Sequence[Path], processor: Any, cache: Path, share: fl
     wanted = round(rows * share / (1.0 - share))
     examples: list[VisionExample] = []
     for folder in folders:
-        examples += vision_examples(folder, processor, cache, wanted - len(examples)) if len(examples) < wanted else []
+        if len(examples) < wanted:
+            examples += vision_examples(folder, processor, cache, wanted - len(examples))
     return caption_dataset(examples)
 
 
