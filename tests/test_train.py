@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from roadthink.eval.bench import load_bench
 from roadthink.eval.prompt import messages_for
 from roadthink.eval.runner import RunConfig, run
 from roadthink.models.hf_backend import HFModel
+from roadthink.tasks.sample import AnswerType
 from roadthink.train.data import grpo_dataset, seen_reasoning, sft_dataset, target, train_split
 from roadthink.train.grpo import GRPOSettings, train_grpo
 from roadthink.train.run import TrainSettings
@@ -208,3 +211,18 @@ def test_sft_learns_a_task_only_the_pixels_answer(tiny_model, tmp_path) -> None:
         metrics = asyncio.run(run(backend, load_bench(test), tmp_path / condition, config, show_progress=False))
         accuracy[condition] = metrics["overall"]["accuracy"]
     assert accuracy["clean"] >= 0.9 and accuracy["text_only"] <= 0.5, accuracy
+
+
+def test_letter_lookup_counts_every_single_image_choice_sample(tiny_model, splits) -> None:
+    """The diagnostic script runs on a model folder and a split, and asks every single-image
+    multiple-choice sample once, beside the chance of a uniform pick."""
+    bench = load_bench(splits["test"][0])
+    asked = [s for s in bench.samples if s.answer_type is AnswerType.CHOICE and len(s.images) == 1]
+    chance = sum(1 / len(s.choices) for s in asked)
+    script = Path(__file__).parents[1] / "scripts" / "letter_lookup.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(tiny_model), "--bench", str(bench.path)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("all") and f"of {len(asked):3d} right (chance {chance:.1f})" in last
