@@ -32,7 +32,7 @@ from roadthink.models.types import ImagePart, ImageURL, Message, TextPart
 from roadthink.tasks.perception import SINGLED_OUT
 from roadthink.train.data import chat
 from roadthink.train.run import StepMetrics, TrainSettings, callbacks, fine_tune, starting_point
-from roadthink.train.vision import FACTS, VisionExample, majority_accuracy, vision_examples
+from roadthink.train.vision import FACTS, VisionExample, fact_figures, majority_accuracy, vision_examples
 
 QUESTION = "List what the front camera image shows."
 SEPARATOR = "; "
@@ -156,13 +156,7 @@ class CaptionAccuracy(StepMetrics):
 
     def measure(self, step: int, model: Any) -> dict[str, float]:
         right = read_facts(model, self.processor, self.examples) == np.array([e.facts for e in self.examples])
-        accuracy = dict(zip(FACTS, right.mean(0).tolist(), strict=True))
-        return {
-            "val_captions": float(right.mean()),
-            "val_captions_majority": float(np.mean(list(self.majority.values()))),
-            **{f"val {name}": value for name, value in accuracy.items()},
-            **{f"majority {name}": value for name, value in self.majority.items()},
-        }
+        return fact_figures("val_captions", dict(zip(FACTS, right.mean(0).tolist(), strict=True)), self.majority)
 
 
 def train_captions(

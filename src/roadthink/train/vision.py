@@ -207,13 +207,18 @@ class FactAccuracy(StepMetrics):
         self.majority = majority_accuracy(train, examples)
 
     def measure(self, step: int, model: Any) -> dict[str, float]:
-        accuracy = fact_accuracy(model, self.examples, self.collate)
-        return {
-            "val_facts": float(np.mean(list(accuracy.values()))),
-            "val_facts_majority": float(np.mean(list(self.majority.values()))),
-            **{f"val {name}": value for name, value in accuracy.items()},
-            **{f"majority {name}": value for name, value in self.majority.items()},
-        }
+        return fact_figures("val_facts", fact_accuracy(model, self.examples, self.collate), self.majority)
+
+
+def fact_figures(mean: str, accuracy: dict[str, float], majority: dict[str, float]) -> dict[str, float]:
+    """A held-out check's log figures: each fact's accuracy (``val <fact>``) beside the majority
+    class's (``majority <fact>``), and both means (``mean``, ``mean``_majority)."""
+    return {
+        mean: float(np.mean(list(accuracy.values()))),
+        f"{mean}_majority": float(np.mean(list(majority.values()))),
+        **{f"val {name}": value for name, value in accuracy.items()},
+        **{f"majority {name}": value for name, value in majority.items()},
+    }
 
 
 def fact_accuracy(probe: VisionProbe, examples: list[VisionExample], collate: Collate) -> dict[str, float]:
