@@ -2,12 +2,11 @@
 the built-in model must keep (goal, issue: built-in VLM: >= 20 answers/s on 2 cores).
 
 Run: ``.venv/bin/python benchmarks/builtin_speed.py [--model builtin|hf:DIR|recipe]
-[--samples 145] [--max-tokens 256] [--batch-size 16] [--chunk-tokens 32 1000000]``, on test
-samples of every task, once per chunk size (the backend generates that many reply tokens per
-pass, and rows that are done leave the batch between passes; a huge chunk is one pass, where a
-batch waits for its longest reply). The default is the shipped model, whose replies end where
-it ends them; ``recipe`` is a model of the CPU training recipe's size with random weights,
-whose replies run to ``--max-tokens``.
+[--samples 290] [--max-tokens 256] [--batch-size 16] [--chunk-tokens 32 1000000]``, on test
+samples of every task, once per chunk size (the backend batches continuously: requests that
+arrive while rows decode join them after that many tokens, finished rows leave at once). The
+default is the shipped model, whose replies end where it ends them; ``recipe`` is a model of the
+CPU training recipe's size with random weights, whose replies run to ``--max-tokens``.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from roadthink.tasks.build import build
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="builtin", help="builtin, hf:<folder>, or recipe (random weights)")
-    parser.add_argument("--samples", type=int, default=145)
+    parser.add_argument("--samples", type=int, default=290)
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument(
@@ -36,8 +35,8 @@ def main() -> None:
         type=int,
         nargs="+",
         default=[32, 1_000_000],
-        help="reply tokens generated per pass; finished rows leave the batch between passes "
-        "(a huge value: each batch runs to its longest reply)",
+        help="reply tokens decoded between looks at the queue, where waiting requests join the rows "
+        "running (a huge value: none join until all rows are done)",
     )
     args = parser.parse_args()
     tasks = select_tasks()

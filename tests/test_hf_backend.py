@@ -26,6 +26,7 @@ from roadthink.eval.result import finished_results
 from roadthink.eval.runner import RunConfig, run
 from roadthink.models.base import resolve_model
 from roadthink.models.hf_backend import HFModel, _Request, chat_and_images
+from roadthink.models.kv_rows import Rows
 from roadthink.models.toolcalls import split_tool_calls
 from roadthink.models.types import ImagePart, ImageURL, Message, TextPart
 from roadthink.serve import create_app
@@ -106,15 +107,23 @@ def test_concurrent_requests_are_batched_and_answer_as_alone(model: HFModel, ben
     assert [c.prompt_tokens for c in batched] == [c.prompt_tokens for c in alone]
 
 
-def test_replies_generated_in_chunks_are_the_replies_of_one_go(
-    model: HFModel, tiny_model: Path, bench, monkeypatch
-) -> None:
-    """Rows that go on past a chunk are continued from their tokens so far, beside other
-    rows, left-padded anew: greedy replies, and their token counts, are those of one go."""
-    chunked = HFModel(str(tiny_model), max_tokens=11, threads=1, chunk_tokens=3, loaded=(model.processor, model.model))
+def test_requests_join_running_rows_and_answer_as_alone(model: HFModel, tiny_model: Path, bench, monkeypatch) -> None:
+    """Requests that wait while rows decode join them between chunks, their KV caches
+    left-padded beside the others', and finished rows leave: greedy replies, and their token
+    counts, are those of each request alone."""
+    chunked = HFModel(
+        str(tiny_model), max_tokens=11, threads=1, batch_size=4, chunk_tokens=3, loaded=(model.processor, model.model)
+    )
     indices = list(range(0, 60, 6))  # prompts of different lengths
     one_go = [asyncio.run(model.generate(ask(bench, i), max_tokens=11)) for i in indices]
-    sizes = count_batches(chunked, monkeypatch)
+    running_at_join: list[int] = []
+    join = chunked._join
+
+    def counted(batch):
+        running_at_join.append(len(chunked._running.requests) if chunked._running else 0)
+        return join(batch)
+
+    monkeypatch.setattr(chunked, "_join", counted)
 
     async def together():
         return await asyncio.gather(*(chunked.generate(ask(bench, i)) for i in indices))
@@ -124,7 +133,8 @@ def test_replies_generated_in_chunks_are_the_replies_of_one_go(
     assert [(c.prompt_tokens, c.completion_tokens) for c in replies] == [
         (c.prompt_tokens, c.completion_tokens) for c in one_go
     ]
-    assert sum(sizes) > len(indices)  # some rows took more than one chunk
+    assert any(running_at_join)  # some requests joined rows that were mid-reply
+    assert chunked._running is None
 
 
 def test_a_batch_holds_the_oldest_request_and_those_nearest_it_in_length(tiny_model: Path, model: HFModel) -> None:
@@ -134,10 +144,31 @@ def test_a_batch_holds_the_oldest_request_and_those_nearest_it_in_length(tiny_mo
     loop = asyncio.new_event_loop()
     lengths = [50, 400, 10, 60, 45, 300, 55]
     small._pending = [_Request([{"role": "user", "content": "x" * n}], [], {}, loop.create_future()) for n in lengths]
-    first = small._next_batch()
+    first = small._joining()
     assert sorted(len(r.chat[0]["content"]) for r in first) == [45, 50, 55]
     small._pending = small._pending[1:]  # the 400 one is now the oldest
-    assert sorted(len(r.chat[0]["content"]) for r in small._next_batch()) == [60, 300, 400]
+    assert sorted(len(r.chat[0]["content"]) for r in small._joining()) == [60, 300, 400]
+    loop.close()
+
+
+def test_while_rows_run_only_their_kind_joins_until_another_kind_has_waited_longest(
+    tiny_model: Path, model: HFModel
+) -> None:
+    small = HFModel(str(tiny_model), batch_size=3, loaded=(model.processor, model.model))
+    loop = asyncio.new_event_loop()
+
+    def request(max_tokens: int) -> _Request:
+        return _Request([{"role": "user", "content": "x"}], [], {"max_tokens": max_tokens}, loop.create_future())
+
+    short, long = request(2), request(6)
+    small._running = Rows(short.batch_key, [short], None, None, None, None, None, None)
+    more_short, other_short = request(2), request(2)
+    small._pending = [more_short, long, other_short]
+    assert small._joining() == [more_short, other_short]  # room for two: the short kind runs
+    small._pending = [long, more_short]
+    assert small._joining() == []  # the long kind has waited longest: it goes when the rows finish
+    small._running = None
+    assert small._joining() == [long]
     loop.close()
 
 
@@ -165,6 +196,7 @@ def test_greedy_is_repeatable_and_sampling_follows_its_seed(model: HFModel, benc
     assert reply() == greedy
     assert reply(temperature=1.0, seed=7) == reply(temperature=1.0, seed=7)
     assert any(reply(temperature=1.5, seed=s) != greedy for s in range(4))
+    assert all(reply(temperature=1.5, top_p=1e-6, seed=s) == greedy for s in range(3))  # only the likeliest is left
 
 
 def test_bad_images_fail_the_request_in_one_line_and_the_model_goes_on(model: HFModel, bench, tmp_path) -> None:
@@ -302,3 +334,24 @@ def test_log_probabilities_from_the_model_and_through_serve(model: HFModel, benc
         served = asyncio.run(client.generate(ask(bench, 2), logprobs=True))
     assert [t.token for t in served.logprobs] == [t.token for t in reply.logprobs]
     assert [t.logprob for t in served.logprobs] == pytest.approx([t.logprob for t in reply.logprobs], abs=1e-5)
+
+
+def test_the_generation_configs_repetition_penalty_applies_as_in_generate(bench) -> None:
+    """On the shipped model (trained: its replies repeat words), a penalty set in the model's
+    generation config changes greedy replies exactly as transformers' generate() does."""
+    from roadthink.models.builtin import FOLDER
+
+    shipped = HFModel(str(FOLDER), max_tokens=40, threads=1)
+    asks = [ask(bench, i) for i in (0, 7, 30)]
+    plain = [asyncio.run(shipped.generate(messages)).text for messages in asks]
+    shipped.model.generation_config.repetition_penalty = 1.3
+    penalised = HFModel(str(FOLDER), max_tokens=40, threads=1, loaded=(shipped.processor, shipped.model))
+    replies = [asyncio.run(penalised.generate(messages)).text for messages in asks]
+    for messages, reply in zip(asks, replies, strict=True):
+        chat, images = chat_and_images(messages)
+        text = shipped.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        inputs = shipped.processor(text=[text], images=[images], return_tensors="pt")
+        with torch.inference_mode():
+            expected = shipped.model.generate(**inputs, max_new_tokens=40, do_sample=False)  # reads the config
+        assert reply == shipped.processor.decode(expected[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert replies != plain

@@ -33,7 +33,7 @@ MaxTokens = Annotated[int | None, typer.Option(help="Longest reply, in tokens (h
 Temperature = Annotated[float | None, typer.Option(help="Sampling temperature (hf: 0 or unset decodes greedily).")]
 Device = Annotated[str | None, typer.Option(help="hf: cuda, mps, cpu or auto (the first this machine has).")]
 Dtype = Annotated[str | None, typer.Option(help="hf: auto, float32, bfloat16 or float16.")]
-BatchSize = Annotated[int | None, typer.Option(help="hf: requests answered together (default 8).")]
+BatchSize = Annotated[int | None, typer.Option(help="hf: rows decoded together (default 16).")]
 Threads = Annotated[int | None, typer.Option(help="hf: torch CPU threads (default: torch's).")]
 
 
@@ -250,7 +250,9 @@ def eval_(
     out: Annotated[Path, typer.Option(help="Run folder: samples.jsonl, metrics.json, config.json.")],
     limit: Annotated[int | None, typer.Option(help="Only the first N samples.")] = None,
     tasks: Annotated[str | None, typer.Option(help="Only these tasks (comma-separated).")] = None,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 8,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Requests in flight at once (default: twice an hf: model's batch, else 8).")
+    ] = None,
     corruption: Annotated[
         str | None, typer.Option(help="NAME[:SEVERITY], or all: clean + every corruption + text-only.")
     ] = None,
@@ -299,7 +301,7 @@ def eval_(
 
     from roadthink.agent.workspace import AgentSettings
     from roadthink.eval.bench import load_bench
-    from roadthink.eval.runner import RunConfig, conditions_for, run
+    from roadthink.eval.runner import RunConfig, conditions_for, fitting_concurrency, run
     from roadthink.models.base import resolve_model
 
     if resume and not (out / "config.json").is_file():
@@ -329,7 +331,7 @@ def eval_(
         conditions_for(corruption, text_only),
         limit,
         _names(tasks),
-        concurrency,
+        concurrency or fitting_concurrency(the_model),
         seed,
         agent=agent_config,
         enforce_rules=enforce_rules,
@@ -707,7 +709,7 @@ def demo(
     import asyncio
 
     from roadthink.eval.bench import load_bench
-    from roadthink.eval.runner import RunConfig, run
+    from roadthink.eval.runner import RunConfig, fitting_concurrency, run
     from roadthink.models.base import resolve_model
     from roadthink.tasks import select_tasks
     from roadthink.tasks.build import build
@@ -719,8 +721,8 @@ def demo(
     test = splits["test"][0]
     results = {}
     for name in dict.fromkeys((model, "blind", "oracle")):
-        config = RunConfig(name, test, ["clean"])
         the_model = resolve_model(name, train=splits["train"][0])
+        config = RunConfig(name, test, ["clean"], concurrency=fitting_concurrency(the_model))
         results[name] = asyncio.run(run(the_model, load_bench(test), out / "runs" / _folder_name(name), config))
     table = Table(title=f"roadthink demo: {results[model]['overall']['n']} samples of {test}")
     table.add_column("family")

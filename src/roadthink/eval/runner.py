@@ -66,6 +66,13 @@ def conditions_for(corruption: str | None, text: bool) -> list[str]:
     return conditions or [CLEAN]
 
 
+def fitting_concurrency(model: Any) -> int:
+    """Requests in flight that keep ``model`` busy: twice its batch (an ``hf:`` model batches
+    continuously, so rows must be waiting to join), else 8."""
+    batch = getattr(model, "batch_size", None)
+    return 2 * batch if isinstance(batch, int) else 8
+
+
 @dataclass(frozen=True)
 class RunConfig:
     model: str

@@ -1,12 +1,14 @@
 """``hf:<path-or-id>``: a vision-language model loaded with Hugging Face transformers
 (``AutoModelForImageTextToText`` + ``AutoProcessor``: Qwen2-VL, Qwen2.5-VL, SmolVLM, LLaVA…).
 
-Requests that arrive together are answered together: concurrent ``generate`` calls queue up
-and a worker thread runs them as left-padded batches of up to ``batch_size``, while the event
-loop keeps preparing the next ones. Replies are generated in passes (``chunk_tokens``, then as
-many again as a row has so far): finished rows leave and unfinished ones go on beside the next
-requests, so a batch of short answers does not wait for one long plan. Requests with different
-generation settings never share a batch. Greedy decoding unless a temperature above 0 is asked for.
+Requests are answered by continuous batching: a worker thread decodes up to ``batch_size``
+rows together, one token each per forward, over a KV cache that holds every row's prompt and
+reply so far; finished rows leave at once, and requests that arrive meanwhile join the running
+rows between chunks of ``chunk_tokens`` (their prompts and images read in one forward, their
+cache put beside the others', left-padded). No prompt is read twice and no row waits for the
+longest reply. Requests with different generation settings never share rows. Greedy decoding
+unless a temperature above 0 is asked for (with ``top_p``); the repetition penalty of the
+model's generation config applies, as in ``generate()``.
 
 On CPU, OpenMP threads that spin while waiting made forwards about 20x slower on 2 cores when
 anything else wanted the CPU (the event loop, a second test process); so ``OMP_WAIT_POLICY``
@@ -26,14 +28,18 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from roadthink.errors import RoadthinkError
 from roadthink.models.base import register
+from roadthink.models.image_size import ImageSizer
 from roadthink.models.toolcalls import split_tool_calls
 from roadthink.models.types import Completion, Message, TextPart, TokenLogprob
+
+if TYPE_CHECKING:
+    from roadthink.models.kv_rows import Rows
 
 HUB = "huggingface.co"
 GENERATION_OPTIONS = ("max_tokens", "temperature", "top_p", "seed", "tools", "logprobs", "top_logprobs")
@@ -147,14 +153,14 @@ class _Request:
     options: dict[str, Any]
     future: asyncio.Future[Completion]
     start: float = field(default_factory=time.perf_counter)
-    generated: list[int] = field(default_factory=list)  # reply tokens so far, over the chunks it took
+    generated: list[int] = field(default_factory=list)  # reply tokens so far
+    steps: list[TokenLogprob] = field(default_factory=list)  # their log-probabilities, when asked for
     prompt_tokens: int = 0
 
     @property
     def size(self) -> tuple[int, int]:
-        """How long the request is, roughly: its images, then its text and reply so far."""
-        text = sum(len(str(entry.get("content", ""))) for entry in self.chat)
-        return len(self.images), text + 4 * len(self.generated)
+        """How long the request is, roughly: its images, then its text."""
+        return len(self.images), sum(len(str(entry.get("content", ""))) for entry in self.chat)
 
     @property
     def batch_key(self) -> str:
@@ -174,15 +180,15 @@ class HFModel:
         max_tokens: int = 256,
         temperature: float | None = None,
         top_p: float | None = None,
-        batch_size: int = 8,
+        batch_size: int = 16,
         threads: int | None = None,
         chunk_tokens: int = 32,
         loaded: tuple[Any, Any] | None = None,
         name: str | None = None,
     ) -> None:
-        """``chunk_tokens``: the first pass of a reply generates this many tokens, each later
-        one as many as the longest row has so far; rows that are done leave the batch and the
-        rest go on with the next requests, so short answers never wait for the longest reply.
+        """``batch_size``: the most rows decoded together. ``chunk_tokens``: reply tokens decoded
+        between looks at the queue; requests that arrived meanwhile join the rows still going
+        (their prompts read once, their KV cache put beside the others').
         ``loaded``: (processor, model) already in memory, e.g. a model in training, used as
         they are instead of loading ``path``.
         ``name``: the model string runs record (default ``hf:<path>``)."""
@@ -202,7 +208,10 @@ class HFModel:
         tokenizer.padding_side = "left"  # decoder-only batches pad on the left
         self._stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.sizer = ImageSizer(self.processor)
+        self._penalty = float(getattr(self.model.generation_config, "repetition_penalty", None) or 1.0)
         self._pending: list[_Request] = []
+        self._running: Rows | None = None
         self._worker: asyncio.Task[None] | None = None
         self._lock = threading.Lock()  # one forward at a time, whichever loop asks
 
@@ -210,9 +219,9 @@ class HFModel:
         return f"HFModel({self.path!r}, device={self.device!r})"
 
     async def generate(self, messages: list[Message], **options: Any) -> Completion:
-        """Queue the request and wait for the batch it joins. Bad images or tool arguments
-        raise ValueError with a one-line reason; the run records it against the sample."""
-        chat, images = await asyncio.to_thread(chat_and_images, messages)
+        """Queue the request and wait for its reply. Bad images or tool arguments raise
+        ValueError with a one-line reason; the run records it against the sample."""
+        chat, images = await asyncio.to_thread(self._read, messages)
         settings = {key: options.get(key, self.defaults.get(key)) for key in GENERATION_OPTIONS}
         request = _Request(chat, images, settings, asyncio.get_running_loop().create_future())
         self._pending.append(request)
@@ -220,142 +229,218 @@ class HFModel:
             self._worker = asyncio.create_task(self._drain())
         return await request.future
 
+    def _read(self, messages: list[Message]) -> tuple[list[dict[str, Any]], list[Any]]:
+        """The chat and its images, resized to the processor's size here, beside the decoding
+        thread, rather than in it when the request joins."""
+        chat, images = chat_and_images(messages)
+        return chat, [self.sizer.fit(image) for image in images]
+
     async def _drain(self) -> None:
-        """Run queued requests batch by batch until none are left; what arrives while a batch
-        runs joins the next one."""
-        while self._pending:
-            batch = self._next_batch()
-            self._pending = [r for r in self._pending if all(r is not b for b in batch)]
-            try:
-                completions = await asyncio.to_thread(self._generate_batch, batch)
-            except Exception as error:  # the whole batch failed: each request hears why
-                for request in batch:
-                    if not request.future.done():
-                        request.future.set_exception(error)
-                continue
-            going_on = [r for r, c in zip(batch, completions, strict=True) if c is None]
-            self._pending = going_on + self._pending  # unfinished replies go on first, together
-            for request, completion in zip(batch, completions, strict=True):
-                if completion is not None and not request.future.done():
-                    request.future.set_result(completion)
+        """Continuous batching: waiting requests join the running rows, which decode
+        ``chunk_tokens`` more tokens; finished rows leave at once. A prompt that fails to read
+        fails its own requests; a decode that fails fails the rows running."""
+        while self._pending or self._running:
+            joining = self._joining()
+            self._pending = [r for r in self._pending if all(r is not j for j in joining)]
+            if joining:
+                try:
+                    self._settle(await asyncio.to_thread(self._join, joining))
+                except Exception as error:
+                    self._fail(joining, error)
+            if self._running:
+                try:
+                    self._settle(await asyncio.to_thread(self._decode, self.chunk_tokens))
+                except Exception as error:
+                    self._fail(self._running.requests, error)
+                    self._running = None
 
-    def _next_batch(self) -> list[_Request]:
-        """The first waiting request and those of its kind nearest it in length: a batch pads
-        every row to its longest, and a long prompt often has a long reply."""
+    @staticmethod
+    def _settle(done: list[tuple[_Request, Completion]]) -> None:
+        for request, completion in done:
+            if not request.future.done():
+                request.future.set_result(completion)
+
+    @staticmethod
+    def _fail(requests: list[_Request], error: Exception) -> None:
+        for request in requests:
+            if not request.future.done():
+                request.future.set_exception(error)
+
+    def _joining(self) -> list[_Request]:
+        """The waiting requests that join the rows now. While rows run, those of their kind, as
+        long as the request that has waited longest is of their kind (once it is not, none join,
+        and it goes next when the rows finish); with no rows running, the longest-waiting
+        request and those of its kind nearest it in length, a batch's worth."""
+        if not self._pending:
+            return []
         first = self._pending[0]
-        alike = sorted((r for r in self._pending if r.batch_key == first.batch_key), key=lambda r: r.size)
-        at = next(i for i, r in enumerate(alike) if r is first)
-        start = min(max(0, at - self.batch_size // 2), max(0, len(alike) - self.batch_size))
-        return alike[start : start + self.batch_size]
+        if self._running is None:
+            return self._next_batch(first.batch_key, self.batch_size)
+        if first.batch_key != self._running.key:
+            return []
+        return self._next_batch(first.batch_key, self.batch_size - len(self._running.requests))
 
-    def _generate_batch(self, batch: list[_Request]) -> list[Completion | None]:
-        """The next chunk of each request's reply; a request's Completion once its reply has
-        ended (stop token or ``max_tokens``), None while it goes on. Asked for logprobs, a
-        batch runs to the end in one go."""
+    def _next_batch(self, key: str, room: int) -> list[_Request]:
+        """Up to ``room`` waiting requests of kind ``key``: the first waiting one and those
+        nearest it in length, since rows are left-padded to the longest prompt."""
+        alike = sorted((r for r in self._pending if r.batch_key == key), key=lambda r: r.size)
+        if room <= 0 or not alike:
+            return []
+        at = next((i for i, r in enumerate(alike) if r is self._pending[0]), 0)
+        start = min(max(0, at - room // 2), max(0, len(alike) - room))
+        return alike[start : start + room]
+
+    def _join(self, batch: list[_Request]) -> list[tuple[_Request, Completion]]:
+        """Read the prompts of ``batch`` (one forward, with their images) and put their rows
+        beside the running ones; returns the requests already done (one-token replies)."""
         torch = _torch()
+        from roadthink.models.kv_rows import Rows, beside, roomy
+
         options = batch[0].options
-        tools = options.get("tools")
         texts = [
-            self.processor.apply_chat_template(r.chat, tools=tools, add_generation_prompt=True, tokenize=False)
+            self.processor.apply_chat_template(
+                r.chat, tools=options.get("tools"), add_generation_prompt=True, tokenize=False
+            )
             for r in batch
         ]
         images = [r.images for r in batch] if batch[0].images else None
-        inputs = self.processor(text=texts, images=images, return_tensors="pt", padding=True)
-        for request, mask in zip(batch, inputs["attention_mask"].tolist(), strict=True):
-            request.prompt_tokens = request.prompt_tokens or int(sum(mask))
-        if any(r.generated for r in batch):
-            inputs = self._continued(inputs, batch)
-        inputs = inputs.to(self.device)
-        temperature = options.get("temperature") or 0.0
-        sampling: dict[str, Any] = {"do_sample": temperature > 0}
-        if temperature > 0:
-            sampling.update(temperature=temperature, top_p=options.get("top_p") or 1.0)
-            if options.get("seed") is not None:
-                torch.manual_seed(int(options["seed"]))  # a batch shares one stream: seeds fix batches, not rows
-        scored = bool(options.get("logprobs"))
-        limit = int(options.get("max_tokens") or 256)
-        left = [limit - len(r.generated) for r in batch]
+        inputs = self.processor(text=texts, images=images, return_tensors="pt", padding=True).to(self.device)
+        mask = inputs["attention_mask"]
+        for request, tokens in zip(batch, mask.sum(1).tolist(), strict=True):
+            request.prompt_tokens = int(tokens)
         with self._lock, torch.inference_mode():
+            # generate() places the prompt as the model wants it (M-RoPE positions for Qwen-VL)
             output = self.model.generate(
                 **inputs,
-                max_new_tokens=max(left) if scored else min(max(left), self._chunk(batch)),
+                max_new_tokens=1,
+                do_sample=False,
+                use_cache=True,
+                return_dict_in_generate=True,
+                output_logits=True,
                 pad_token_id=self._pad_id,
-                output_scores=scored,
-                return_dict_in_generate=scored,
-                **sampling,
             )
-        sequences = output.sequences if scored else output
-        new = sequences[:, inputs["input_ids"].shape[1] :].tolist()
-        steps = (
-            token_logprobs(self.processor, output.scores, new, int(options.get("top_logprobs") or 5))
-            if scored
-            else None
-        )
-        completions: list[Completion | None] = []
-        for index, (request, row, room) in enumerate(zip(batch, new, left, strict=True)):
-            used = next((i for i, token in enumerate(row) if token in self._stop_ids), len(row))
-            stopped = used < len(row) and used < room
-            request.generated += row[: min(used, room)]
-            if not stopped and len(request.generated) < limit:
-                completions.append(None)
-                continue
-            text = self.processor.decode(request.generated, skip_special_tokens=True)
-            text, calls, _ = split_tool_calls(text) if tools else (text, [], [])
-            completions.append(
-                Completion(
-                    text=text,
-                    tool_calls=calls,
-                    logprobs=None if steps is None else steps[index][: len(request.generated)],
-                    prompt_tokens=request.prompt_tokens,
-                    completion_tokens=len(request.generated) + stopped,  # the stop token counts
-                    latency_s=time.perf_counter() - request.start,
-                )
-            )
-        return completions
+        # the next token's position: one past the prompt's, shifted by Qwen-VL's M-RoPE offset
+        deltas = getattr(getattr(self.model, "model", None), "rope_deltas", None)
+        positions = mask.sum(1) + (deltas.view(-1).to(mask.device) if deltas is not None else 0)
+        generator = None
+        if (options.get("temperature") or 0.0) > 0:
+            generator = torch.Generator(device=self.device)
+            if options.get("seed") is not None:  # rows share one stream: a seed fixes a batch, not a row
+                generator.manual_seed(int(options["seed"]))
+        seen = None
+        if self._penalty != 1.0:
+            seen = torch.zeros(len(batch), output.logits[0].shape[-1], dtype=torch.bool, device=self.device)
+            seen.scatter_(1, inputs["input_ids"], True)
+        joined = Rows(batch[0].batch_key, batch, roomy(output.cache), mask, positions, None, generator, seen)
+        if self._running is not None:
+            joined = beside(self._running, joined)
+        self._running = joined
+        return self._advance(output.logits[0], first=len(joined.requests) - len(batch))
 
-    def _chunk(self, batch: list[_Request]) -> int:
-        """Tokens to generate in this pass: ``chunk_tokens``, or as many as the longest row has
-        so far, so a long reply is prompted anew a few times (32, 64, 128…), not every chunk."""
-        return max(self.chunk_tokens, *(len(r.generated) for r in batch))
-
-    def _continued(self, inputs: Any, batch: list[_Request]) -> Any:
-        """``inputs`` with each row's reply so far after its prompt, left-padded anew: every
-        per-token field grows by the reply's tokens (ids; mask 1; token type 0, text)."""
+    def _decode(self, steps: int) -> list[tuple[_Request, Completion]]:
+        """Up to ``steps`` more tokens for every running row; returns the requests done."""
         torch = _torch()
-        masks = inputs["attention_mask"].bool()
-        width = max(int(m.sum()) + len(r.generated) for m, r in zip(masks, batch, strict=True))
-        for key, value in list(inputs.items()):
-            if value.dim() != 2 or value.shape != masks.shape:
+        done: list[tuple[_Request, Completion]] = []
+        for _ in range(steps):
+            rows = self._running
+            if rows is None:
+                break
+            rows.mask = torch.cat([rows.mask, rows.mask.new_ones((len(rows.requests), 1))], dim=1)
+            with self._lock, torch.inference_mode():
+                logits = self.model(
+                    input_ids=rows.tokens[:, None],
+                    attention_mask=rows.mask,
+                    position_ids=rows.positions[:, None],
+                    cache=rows.cache,
+                    use_cache=True,
+                ).logits[:, -1]
+            rows.positions = rows.positions + 1
+            done += self._advance(logits, first=0)
+        return done
+
+    def _advance(self, logits: Any, first: int) -> list[tuple[_Request, Completion]]:
+        """Pick the next token of the running rows from ``first`` on (``logits``, one row each),
+        and let the rows whose reply has ended (stop token or ``max_tokens``) leave."""
+        torch = _torch()
+        from roadthink.models.kv_rows import select
+
+        rows = self._running
+        assert rows is not None
+        options = rows.requests[0].options
+        logits = logits.float()
+        if rows.seen is not None:  # as transformers' RepetitionPenaltyLogitsProcessor
+            seen = rows.seen[first:]
+            logits = torch.where(seen, torch.where(logits < 0, logits * self._penalty, logits / self._penalty), logits)
+        scores = processed_scores(logits, options)
+        tokens = (
+            torch.multinomial(scores.softmax(-1), 1, generator=rows.generator).view(-1)
+            if rows.generator is not None
+            else scores.argmax(-1)
+        )
+        if options.get("logprobs"):
+            picked = step_logprobs(self.tokenizer, scores, tokens, int(options.get("top_logprobs") or 5))
+            for request, step in zip(rows.requests[first:], picked, strict=True):
+                request.steps.append(step)
+        rows.tokens = tokens if first == 0 else torch.cat([rows.tokens[:first], tokens])
+        if rows.seen is not None:
+            rows.seen[first:].scatter_(1, tokens[:, None], True)
+        limit = int(options.get("max_tokens") or 256)
+        done, keep = [], []
+        for index, (request, token) in enumerate(zip(rows.requests, rows.tokens.tolist(), strict=True)):
+            if index < first:
+                keep.append(index)
                 continue
-            pad = self._pad_id if key == "input_ids" else 0
-            rows = []
-            for row, mask, request in zip(value, masks, batch, strict=True):
-                tail = (
-                    request.generated if key == "input_ids" else [int(key == "attention_mask")] * len(request.generated)
-                )
-                grown = torch.cat([row[mask], torch.tensor(tail, dtype=value.dtype)])
-                rows.append(torch.cat([torch.full((width - len(grown),), pad, dtype=value.dtype), grown]))
-            inputs[key] = torch.stack(rows)
-        return inputs
+            stopped = token in self._stop_ids
+            if not stopped:
+                request.generated.append(token)
+            if stopped or len(request.generated) >= limit:
+                done.append((request, self._completion(request, stopped)))
+            else:
+                keep.append(index)
+        if len(keep) < len(rows.requests):
+            self._running = select(rows, keep) if keep else None
+        return done
+
+    def _completion(self, request: _Request, stopped: bool) -> Completion:
+        text = self.processor.decode(request.generated, skip_special_tokens=True)
+        tools = request.options.get("tools")
+        text, calls, _ = split_tool_calls(text) if tools else (text, [], [])
+        return Completion(
+            text=text,
+            tool_calls=calls,
+            logprobs=request.steps[: len(request.generated)] if request.options.get("logprobs") else None,
+            prompt_tokens=request.prompt_tokens,
+            completion_tokens=len(request.generated) + stopped,  # the stop token counts
+            latency_s=time.perf_counter() - request.start,
+        )
 
 
-def token_logprobs(tokenizer: Any, scores: tuple, rows: list[list[int]], top: int) -> list[list[TokenLogprob]]:
-    """Per row, each generated token's log-probability and the ``top`` likeliest tokens at
-    that step, from generate()'s per-step scores (the logits after sampling processors)."""
-    import torch
+def processed_scores(logits: Any, options: dict[str, Any]) -> Any:
+    """Next-token scores as sampled from: the logits over the temperature, those outside the
+    ``top_p`` nucleus at -inf; greedy decoding (no temperature) keeps the logits."""
+    temperature = options.get("temperature") or 0.0
+    if temperature <= 0:
+        return logits
+    scores = logits / temperature
+    top_p = options.get("top_p") or 1.0
+    if top_p < 1.0:
+        ordered, order = scores.sort(dim=-1, descending=True)
+        before = ordered.softmax(-1).cumsum(-1) - ordered.softmax(-1)  # mass of the likelier tokens
+        drop = (before > top_p).scatter(-1, order, before > top_p)
+        scores = scores.masked_fill(drop, float("-inf"))
+    return scores
 
-    steps = torch.stack(scores, dim=1).float().log_softmax(-1)  # (batch, new tokens, vocabulary)
+
+def step_logprobs(tokenizer: Any, scores: Any, tokens: Any, top: int) -> list[TokenLogprob]:
+    """Per row, the picked token's log-probability and the ``top`` likeliest tokens, from one
+    step's processed scores."""
+    steps = scores.log_softmax(-1)
     best = steps.topk(top, dim=-1)
     out = []
-    for b, row in enumerate(rows):
-        entries = []
-        for t, token in enumerate(row[: steps.shape[1]]):
-            ids, values = best.indices[b, t].tolist(), best.values[b, t].tolist()
-            alternatives = {tokenizer.decode([i]): v for i, v in zip(ids, values, strict=True)}
-            entries.append(
-                TokenLogprob(token=tokenizer.decode([token]), logprob=float(steps[b, t, token]), top=alternatives)
-            )
-        out.append(entries)
+    for b, token in enumerate(tokens.tolist()):
+        ids, values = best.indices[b].tolist(), best.values[b].tolist()
+        alternatives = {tokenizer.decode([i]): v for i, v in zip(ids, values, strict=True)}
+        out.append(TokenLogprob(token=tokenizer.decode([token]), logprob=float(steps[b, token]), top=alternatives))
     return out
 
 

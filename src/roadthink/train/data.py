@@ -24,6 +24,7 @@ from PIL import Image as PILImage
 from roadthink.errors import RoadthinkError
 from roadthink.eval.bench import Bench, load_bench
 from roadthink.eval.prompt import messages_for
+from roadthink.models import image_size
 from roadthink.models.types import Message, TextPart
 from roadthink.tasks.sample import AnswerType, Sample
 
@@ -139,25 +140,8 @@ def _dataset(
     return Dataset.from_list(records).cast_column("images", Sequence(Image()))
 
 
-class ImageSizer:
-    """The size a Qwen-VL-style processor (one that reports ``image_grid_thw``) resizes an image
-    of a given size to, measured once per size on a blank image. Processors of other kinds keep
-    their images as they are."""
-
-    def __init__(self, processor: Any) -> None:
-        self.images = processor.image_processor
-        self.known: dict[tuple[int, int], tuple[int, int] | None] = {}
-
-    def measure(self, size: tuple[int, int]) -> tuple[int, int] | None:
-        if size not in self.known:
-            grid = self.images(images=[PILImage.new("RGB", size)]).get("image_grid_thw")
-            patch = getattr(self.images, "patch_size", None)
-            if grid is None or patch is None:
-                self.known[size] = None
-            else:
-                _, rows, cols = (int(v) for v in grid[0])
-                self.known[size] = (cols * patch, rows * patch)
-        return self.known[size]
+class ImageSizer(image_size.ImageSizer):
+    """Images resized once into a cache folder, at the size the processor shows them."""
 
     def resized(self, path: Path, root: Path, folder: Path) -> Path:
         """``path`` (under ``root``) at the processor's size under ``folder`` (written once,
@@ -172,7 +156,7 @@ class ImageSizer:
             if not out.is_file():
                 out.parent.mkdir(parents=True, exist_ok=True)
                 part = out.with_name(out.name + ".part")
-                image.convert("RGB").resize(found, self.images.resample).save(part, format="PNG")
+                self.fit(image).save(part, format="PNG")
                 part.replace(out)
             return out
 
