@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -117,16 +118,29 @@ def test_requests_join_running_rows_and_answer_as_alone(model: HFModel, tiny_mod
     indices = list(range(0, 60, 6))  # prompts of different lengths
     one_go = [asyncio.run(model.generate(ask(bench, i), max_tokens=11)) for i in indices]
     running_at_join: list[int] = []
-    join = chunked._join
+    join, decode = chunked._join, chunked._decode
+    queued = threading.Event()  # the first rows decode only once the later requests wait
 
     def counted(batch):
         running_at_join.append(len(chunked._running.requests) if chunked._running else 0)
         return join(batch)
 
+    def held(steps):
+        assert queued.wait(timeout=60)
+        return decode(steps)
+
     monkeypatch.setattr(chunked, "_join", counted)
+    monkeypatch.setattr(chunked, "_decode", held)
 
     async def together():
-        return await asyncio.gather(*(chunked.generate(ask(bench, i)) for i in indices))
+        first = [asyncio.ensure_future(chunked.generate(ask(bench, i))) for i in indices[:2]]
+        while chunked._running is None:
+            await asyncio.sleep(0.005)
+        rest = [asyncio.ensure_future(chunked.generate(ask(bench, i))) for i in indices[2:]]
+        while len(chunked._pending) < len(rest):
+            await asyncio.sleep(0.005)
+        queued.set()
+        return await asyncio.gather(*first, *rest)
 
     replies = asyncio.run(together())
     assert [c.text for c in replies] == [c.text for c in one_go]

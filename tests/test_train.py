@@ -88,6 +88,8 @@ def test_a_few_steps_lower_the_loss_and_resume(tiny_model, splits, tmp_path) -> 
     losses = [row["loss"] for row in log(out) if "loss" in row]
     assert len(losses) == 4 and losses[-1] < losses[0]
     assert (out / "checkpoint-4").is_dir()
+    with PILImage.open(out / "curves.png") as curves:  # the log, drawn
+        assert curves.width > 300 and curves.height > 200
     # run again when finished: the model it saves is the checkpoint's, every weight of it
     train_sft(splits["train"][0], out, f"hf:{tiny_model}", settings)
     saved = AutoModelForImageTextToText.from_pretrained(out).state_dict()
@@ -147,6 +149,21 @@ def test_grpo_logs_every_reward_by_name_and_resumes(tiny_model, splits, tmp_path
     train_grpo(tiny_model, splits["train"][0], out, TrainSettings(**{**settings.__dict__, "steps": 3}), grpo)
     assert [row["step"] for row in log(out) if "loss" in row] == [1, 2, 3]
     assert (out / "config.json").is_file() and (out / "processor_config.json").is_file()
+    recorded = json.loads((out / "train_settings.json").read_text())
+    assert recorded["kind"] == "grpo" and recorded["generations"] == 4 and recorded["beta"] == grpo.beta
+
+
+def test_grpo_from_the_command_line_records_its_sampling_and_kl_settings(tiny_model, splits, tmp_path) -> None:
+    out = tmp_path / "grpo-cli"
+    args = ["train", "grpo", "--init", str(tiny_model), "--bench", str(splits["train"][0]), "--out", str(out)]
+    options = ["--steps", "1", "--batch-size", "4", "--generations", "4", "--max-completion", "6", "--limit", "8"]
+    kl = ["--beta", "0.04", "--temperature", "0.7", "--rewards", "accuracy,format"]
+    result = CliRunner().invoke(app, [*args, *options, *kl])
+    assert result.exit_code == 0, result.output
+    recorded = json.loads((out / "train_settings.json").read_text())
+    assert (recorded["beta"], recorded["temperature"], recorded["rewards"]) == (0.04, 0.7, ["accuracy", "format"])
+    assert any("kl" in row for row in log(out))  # TRL measures the KL once beta > 0
+    assert (out / "curves.png").is_file()
 
 
 @pytest.mark.parametrize(

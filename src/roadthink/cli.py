@@ -544,7 +544,7 @@ def train_vision(
         val_every=val_every, val_size=0, save_steps=save_steps,
     )  # fmt: skip
     folder = run_vision(bench, out, model, settings, val, scenes or ())
-    console.print(f"model: {folder} (roadthink train captions --model hf:{folder}); log: {folder / 'log.jsonl'}")
+    _print_trained(folder, "roadthink train captions --model")
 
 
 @train_app.command("captions")
@@ -575,7 +575,7 @@ def train_captions(
         val_every=val_every, val_size=0, save_steps=save_steps, freeze_vision=freeze_vision,
     )  # fmt: skip
     folder = run_captions(bench, out, model, settings, val, scenes or ())
-    console.print(f"model: {folder} (roadthink train sft --model hf:{folder}); log: {folder / 'log.jsonl'}")
+    _print_trained(folder, "roadthink train sft --model")
 
 
 @train_app.command("sft")
@@ -616,7 +616,7 @@ def train_sft(
         caption_share=caption_share,
     )  # fmt: skip
     folder = run_sft(bench, out, model, settings, val, captions or ())
-    console.print(f"model: {folder} (roadthink eval --model hf:{folder}); log: {folder / 'log.jsonl'}")
+    _print_trained(folder)
 
 
 @train_app.command("grpo")
@@ -635,6 +635,10 @@ def train_grpo(
     weights: Annotated[str | None, typer.Option(help="One weight per reward, comma-separated (default all 1).")] = None,
     generations: Annotated[int, typer.Option(help="Completions sampled per prompt (the group).")] = 8,
     max_completion: Annotated[int, typer.Option(help="Longest completion, in tokens.")] = 96,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the completions.")] = 1.0,
+    beta: Annotated[
+        float, typer.Option(help="KL penalty to the starting model (0: none; 0.04 keeps a small model near it).")
+    ] = 0.0,
     steps: Steps = 200,
     batch_size: TrainBatch = 32,
     lr: LearningRate = 1e-4,
@@ -660,9 +664,27 @@ def train_grpo(
         weighted = None if weights is None else tuple(float(w) for w in _names(weights))
     except ValueError:
         raise RoadthinkError(f"--weights: {weights!r} is not a comma-separated list of numbers") from None
-    grpo = GRPOSettings(tuple(_names(rewards)), weighted, generations, max_completion)
+    grpo = GRPOSettings(tuple(_names(rewards)), weighted, generations, max_completion, temperature, beta)
     folder = run_grpo(init, bench, out, settings, grpo, val)
-    console.print(f"model: {folder} (roadthink eval --model hf:{folder}); log: {folder / 'log.jsonl'}")
+    _print_trained(folder)
+
+
+@train_app.command("curves")
+@reports_errors
+def train_curves(
+    runs: Annotated[list[Path], typer.Argument(help="Folders `roadthink train` wrote (their log.jsonl).")],
+    out: Annotated[Path, typer.Option(help="The picture (PNG).")] = Path("curves.png"),
+) -> None:
+    """Draw training curves (loss, held-out accuracy, rewards…), several runs overlaid."""
+    from roadthink.train.curves import draw_curves
+
+    console.print(f"curves: {draw_curves(runs, out)}")
+
+
+def _print_trained(folder: Path, next_use: str = "roadthink eval --model") -> None:
+    console.print(
+        f"model: {folder} ({next_use} hf:{folder}); log: {folder / 'log.jsonl'}; curves: {folder / 'curves.png'}"
+    )
 
 
 @app.command()

@@ -6,7 +6,7 @@ folder, typically what ``roadthink train sft`` wrote; resumable like it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from trl import GRPOConfig, GRPOTrainer
@@ -54,7 +54,7 @@ def train_grpo(
         raise RoadthinkError(
             f"batch size {settings.batch_size} must be a multiple of the {grpo.generations} generations per prompt"
         )
-    bench, device, processor, network = starting_point("grpo", bench_path, out, str(init), settings)
+    bench, device, processor, network = starting_point("grpo", bench_path, out, str(init), settings, asdict(grpo))
     config = GRPOConfig(
         **trainer_arguments(settings, out, device),
         num_generations=grpo.generations,

@@ -20,6 +20,7 @@ from roadthink.eval.runner import RunConfig, run
 from roadthink.models.hf_backend import HFModel, load, pick_device, pick_dtype
 from roadthink.models.tiny import TinyConfig, bench_corpus, build_tiny_qwen2vl
 from roadthink.tasks.build import load_rows
+from roadthink.train.curves import draw_log
 from roadthink.train.data import train_split
 
 
@@ -108,14 +109,14 @@ def freeze_vision_tower(model: Any) -> None:
 
 
 def starting_point(
-    kind: str, bench_path: Path, out: Path, model: str, settings: TrainSettings
+    kind: str, bench_path: Path, out: Path, model: str, settings: TrainSettings, more: dict[str, Any] | None = None
 ) -> tuple[Bench, str, Any, Any]:
     """What a stage that trains the language model starts from: the train split (any other is a
     one-line error), the device, and the processor and network of ``model`` (``tiny``: built
     from the split), the tower frozen but for its merger when ``settings.freeze_vision``; the
-    settings are recorded in OUT."""
+    settings (and a stage's ``more`` of its own) are recorded in OUT."""
     bench = train_split(bench_path)
-    record(out, kind, model, settings)
+    record(out, kind, model, settings, more)
     device = pick_device(settings.device)
     processor, network = load(str(initial_model(model, bench, out, settings.seed)), device, pick_dtype("auto", device))
     if settings.freeze_vision:
@@ -141,9 +142,11 @@ def fine_tune(
     return train_and_save(trainer, processor, out)
 
 
-def record(out: Path, kind: str, model: str, settings: TrainSettings) -> None:
+def record(out: Path, kind: str, model: str, settings: TrainSettings, more: dict[str, Any] | None = None) -> None:
+    """OUT/train_settings.json: what the stage was asked to do."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_settings.json").write_text(json.dumps({"kind": kind, "model": model, **asdict(settings)}, indent=2))
+    written = {"kind": kind, "model": model, **asdict(settings), **(more or {})}
+    (out / "train_settings.json").write_text(json.dumps(written, indent=2))
 
 
 def callbacks(out: Path, processor: Any, settings: TrainSettings, val: Path | None) -> list[TrainerCallback]:
@@ -156,7 +159,7 @@ def callbacks(out: Path, processor: Any, settings: TrainSettings, val: Path | No
 
 def train_and_save(trainer: Any, processor: Any, out: Path) -> Path:
     """Train, resuming from OUT's last checkpoint when there is one, then save the model and
-    its processor to OUT: a folder ``hf:OUT`` loads."""
+    its processor to OUT (a folder ``hf:OUT`` loads) and draw its log to OUT/curves.png."""
     for callback in trainer.callback_handler.callbacks:
         if isinstance(callback, StepMetrics):
             callback.trainer = trainer
@@ -166,6 +169,7 @@ def train_and_save(trainer: Any, processor: Any, out: Path) -> Path:
     trainer.train(resume_from_checkpoint=last)
     trainer.save_model(str(out))
     processor.save_pretrained(str(out))
+    draw_log(out)
     return out
 
 

@@ -43,6 +43,7 @@ from roadthink.scene.io import load_scene
 from roadthink.scene.types import Category, LightState, Scene
 from roadthink.tasks.perception import COUNTED, MAX_COUNT, SINGLED_OUT, singled_out
 from roadthink.tasks.views import ASKED_CATEGORIES, seen
+from roadthink.train.curves import draw_log
 from roadthink.train.data import ImageSizer, split_cache, train_split
 from roadthink.train.run import (
     LogLines,
@@ -281,4 +282,5 @@ def train_vision(
     trainer.train(resume_from_checkpoint=last)  # the probe's own checkpoints: its names load as saved
     vlm.save_pretrained(str(out))
     processor.save_pretrained(str(out))
+    draw_log(out)
     return out
