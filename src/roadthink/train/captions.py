@@ -113,7 +113,7 @@ def caption_rows(folders: Sequence[Path], processor: Any, cache: Path, share: fl
     examples: list[VisionExample] = []
     for folder in folders:
         if len(examples) < wanted:
-            examples += vision_examples(folder, processor, cache, wanted - len(examples))
+            examples += vision_examples(folder, processor, cache, wanted - len(examples), per_token=False)
     return caption_dataset(examples)
 
 
@@ -174,9 +174,10 @@ def train_captions(
     checkpoint; returns OUT, a model folder."""
     settings = settings or TrainSettings(steps=800, freeze_vision=True)
     bench, device, processor, network = starting_point("captions", bench_path, out, model, settings)
-    examples = [e for folder in (bench.path, *scenes) for e in vision_examples(folder, processor, out / "images")]
+    folders = (bench.path, *scenes)
+    examples = [e for folder in folders for e in vision_examples(folder, processor, out / "images", per_token=False)]
     found = callbacks(out, processor, settings, None)
     if val is not None:  # before the log lines, so that its figures join the step's line
-        held_out = vision_examples(val, processor, out / "images")
+        held_out = vision_examples(val, processor, out / "images", per_token=False)
         found.insert(0, CaptionAccuracy(held_out, processor, settings.val_every, examples))
     return fine_tune(network, processor, caption_dataset(examples), settings, out, device, found)

@@ -124,13 +124,16 @@ def token_targets(scene: Scene, size: tuple[int, int], cell: int, camera: str = 
 class VisionExample:
     image: Path  # at the size the processor shows it
     facts: list[int]
-    tokens: np.ndarray  # (merged tokens, TOKEN_LABELS)
+    tokens: np.ndarray  # (merged tokens, TOKEN_LABELS); no rows when not asked for
 
 
-def vision_examples(folder: Path, processor: Any, cache: Path | None, limit: int | None = None) -> list[VisionExample]:
+def vision_examples(
+    folder: Path, processor: Any, cache: Path | None, limit: int | None = None, per_token: bool = True
+) -> list[VisionExample]:
     """One example per scene of ``folder`` (a bench split, or scenes from ``roadthink scenes
     generate``: ``scenes/<id>.json`` beside ``images/<id>/``) that has a ``CAMERA`` image,
-    resized once into ``cache`` as for SFT; of the first ``limit`` scenes when given."""
+    resized once into ``cache`` as for SFT; of the first ``limit`` scenes when given. Without
+    ``per_token`` the per-token targets are not computed (captions use only the facts)."""
     sizer = ImageSizer(processor)
     cell = processor.image_processor.patch_size * processor.image_processor.merge_size
 
@@ -142,7 +145,8 @@ def vision_examples(folder: Path, processor: Any, cache: Path | None, limit: int
             size = sizer.measure(opened.size) or opened.size
         shown = image if cache is None else sizer.resized(image, folder, split_cache(cache, folder))
         scene = load_scene(scene_file)
-        return VisionExample(shown, scene_facts(scene), token_targets(scene, size, cell))
+        tokens = token_targets(scene, size, cell) if per_token else np.zeros((0, len(TOKEN_LABELS)), np.float32)
+        return VisionExample(shown, scene_facts(scene), tokens)
 
     files = sorted((folder / "scenes").glob("*.json"))[:limit]
     made = map_with_progress(example, files, len(files), f"images of {folder.name}")
