@@ -369,3 +369,30 @@ def test_the_generation_configs_repetition_penalty_applies_as_in_generate(bench)
             expected = shipped.model.generate(**inputs, max_new_tokens=40, do_sample=False)  # reads the config
         assert reply == shipped.processor.decode(expected[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     assert replies != plain
+
+
+def test_a_model_whose_cache_rows_cannot_join_answers_whole_batches_alike(
+    model: HFModel, tiny_model: Path, bench, monkeypatch
+) -> None:
+    """A KV cache of another kind (sliding windows…) cannot take rows joining or leaving: such
+    a model answers each batch in one generate(), the same replies and log-probabilities."""
+    from types import SimpleNamespace
+
+    from roadthink.models import kv_rows
+
+    assert not kv_rows.roomy(SimpleNamespace(layers=[SimpleNamespace()]))
+    indices = [0, 7, 30, 41]
+    continuous = [asyncio.run(model.generate(ask(bench, i), logprobs=True, top_logprobs=2)) for i in indices]
+    monkeypatch.setattr(kv_rows, "roomy", lambda cache: False)
+    whole = HFModel(str(tiny_model), max_tokens=8, threads=1, loaded=(model.processor, model.model))
+
+    async def together():
+        return await asyncio.gather(*(whole.generate(ask(bench, i), logprobs=True, top_logprobs=2) for i in indices))
+
+    replies = asyncio.run(together())
+    assert not whole._continuous and whole._running is None
+    assert [c.text for c in replies] == [c.text for c in continuous]
+    assert [c.completion_tokens for c in replies] == [c.completion_tokens for c in continuous]
+    for reply, alone in zip(replies, continuous, strict=True):
+        assert [t.token for t in reply.logprobs] == [t.token for t in alone.logprobs]
+        assert [t.logprob for t in reply.logprobs] == pytest.approx([t.logprob for t in alone.logprobs], abs=1e-4)

@@ -209,6 +209,7 @@ class HFModel:
         self._stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.sizer = ImageSizer(self.processor)
+        self._continuous = True  # False once the model's KV cache proves not to be a plain dynamic one
         self._penalty = float(getattr(self.model.generation_config, "repetition_penalty", None) or 1.0)
         self._pending: list[_Request] = []
         self._running: Rows | None = None
@@ -308,6 +309,8 @@ class HFModel:
         mask = inputs["attention_mask"]
         for request, tokens in zip(batch, mask.sum(1).tolist(), strict=True):
             request.prompt_tokens = int(tokens)
+        if not self._continuous:
+            return self._one_go(batch, inputs)
         with self._lock, torch.inference_mode():
             # generate() places the prompt as the model wants it (M-RoPE positions for Qwen-VL)
             output = self.model.generate(
@@ -319,6 +322,9 @@ class HFModel:
                 output_logits=True,
                 pad_token_id=self._pad_id,
             )
+        if not roomy(output.cache):  # a cache rows cannot join (sliding windows…): whole batches from now on
+            self._continuous = False
+            return self._one_go(batch, inputs)
         # the next token's position: one past the prompt's, shifted by Qwen-VL's M-RoPE offset
         deltas = getattr(getattr(self.model, "model", None), "rope_deltas", None)
         positions = mask.sum(1) + (deltas.view(-1).to(mask.device) if deltas is not None else 0)
@@ -331,11 +337,45 @@ class HFModel:
         if self._penalty != 1.0:
             seen = torch.zeros(len(batch), output.logits[0].shape[-1], dtype=torch.bool, device=self.device)
             seen.scatter_(1, inputs["input_ids"], True)
-        joined = Rows(batch[0].batch_key, batch, roomy(output.cache), mask, positions, None, generator, seen)
+        joined = Rows(batch[0].batch_key, batch, output.cache, mask, positions, None, generator, seen)
         if self._running is not None:
             joined = beside(self._running, joined)
         self._running = joined
         return self._advance(output.logits[0], first=len(joined.requests) - len(batch))
+
+    def _one_go(self, batch: list[_Request], inputs: Any) -> list[tuple[_Request, Completion]]:
+        """The whole replies of ``batch`` in one ``generate()``, for models whose KV cache rows
+        cannot join (no request joins these rows; the batch waits for its longest reply)."""
+        torch = _torch()
+        options = batch[0].options
+        temperature = options.get("temperature") or 0.0
+        sampling: dict[str, Any] = {"do_sample": temperature > 0}
+        if temperature > 0:
+            sampling.update(temperature=temperature, top_p=options.get("top_p") or 1.0)
+            if options.get("seed") is not None:
+                torch.manual_seed(int(options["seed"]))
+        with self._lock, torch.inference_mode():
+            output = self.model.generate(
+                **inputs,
+                max_new_tokens=int(options.get("max_tokens") or 256),
+                pad_token_id=self._pad_id,
+                output_scores=True,
+                return_dict_in_generate=True,
+                **sampling,
+            )
+        new = output.sequences[:, inputs["input_ids"].shape[1] :]
+        if options.get("logprobs"):
+            top = int(options.get("top_logprobs") or 5)
+            for step, scores in enumerate(output.scores):
+                picked = step_logprobs(self.tokenizer, scores, new[:, step], top)
+                for request, logprob in zip(batch, picked, strict=True):
+                    request.steps.append(logprob)
+        done = []
+        for request, row in zip(batch, new.tolist(), strict=True):
+            used = next((i for i, token in enumerate(row) if token in self._stop_ids), len(row))
+            request.generated = row[:used]
+            done.append((request, self._completion(request, stopped=used < len(row))))
+        return done
 
     def _decode(self, steps: int) -> list[tuple[_Request, Completion]]:
         """Up to ``steps`` more tokens for every running row; returns the requests done."""

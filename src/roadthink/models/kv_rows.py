@@ -54,21 +54,19 @@ class RoomyLayer(DynamicLayer):
         self.keys, self.values, self.buffers = keys, values, None
 
 
-def roomy(cache: Any) -> Any:
-    """``cache`` with its DynamicLayers made RoomyLayers (other kinds of layer stay as they are,
-    and ``beside``/``select`` refuse them)."""
-    for layer in cache.layers:
-        if type(layer) is DynamicLayer:
-            layer.__class__ = RoomyLayer
-    return cache
+def roomy(cache: Any) -> bool:
+    """Make ``cache``'s DynamicLayers RoomyLayers; False (and nothing changed) when it holds
+    layers of another kind (sliding windows…), whose rows cannot be joined or cut here."""
+    layers = list(getattr(cache, "layers", None) or [])
+    if not layers or any(type(layer) not in (DynamicLayer, RoomyLayer) for layer in layers):
+        return False
+    for layer in layers:
+        layer.__class__ = RoomyLayer
+    return True
 
 
 def _layers(cache: Any) -> list[RoomyLayer]:
-    layers = list(cache.layers)
-    odd = {type(layer).__name__ for layer in layers if not isinstance(layer, RoomyLayer)}
-    if odd:
-        raise ValueError(f"continuous batching needs a dynamic KV cache; this model's has {', '.join(sorted(odd))}")
-    return layers
+    return list(cache.layers)  # made RoomyLayers by roomy() when the rows were formed
 
 
 def beside(running: Rows, joining: Rows) -> Rows:
