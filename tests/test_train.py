@@ -243,3 +243,20 @@ def test_letter_lookup_counts_every_single_image_choice_sample(tiny_model, split
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("all") and f"of {len(asked):3d} right (chance {chance:.1f})" in last
+
+
+def test_the_option_recall_probe_asks_for_the_letter_before_the_word_and_reports_accuracy() -> None:
+    import importlib.util
+    import random
+
+    script = Path(__file__).parents[1] / "scripts" / "option_recall.py"
+    spec = importlib.util.spec_from_file_location("option_recall", script)
+    recall = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recall)
+    rows, letters = recall.sequences(200, random.Random(1))
+    for row, letter in zip(rows.tolist(), letters.tolist(), strict=True):
+        asked = row[-2]
+        assert row[row.index(asked) - 1] == letter and row[-3] == recall.IS  # the letter just before the word
+    assert set(letters.tolist()) == set(recall.LETTERS)
+    found = recall.probe(0.0625, steps=2, lr=1e-3)
+    assert [step for step, _ in found] == [2] and 0.0 <= found[0][1] <= 1.0
