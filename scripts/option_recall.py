@@ -4,8 +4,9 @@ options, random words), the text model of the CPU recipe (``train.run.RECIPE``'s
 from scratch) is trained on the letter alone, for each initial weight scale asked, and its
 accuracy on fresh sequences printed beside chance. Minutes on 2 cores; run it before a recipe
 change that should help choice questions. At transformers' initial scale (0.02) the recipe's
-text model stayed at chance for 3000 steps; at 1/sqrt(hidden) = 0.0625 it climbs (66 % at 750
-steps); a plain transformer of the same size with learnt positions was at 100 % in 250.
+text model stayed at chance for 3000 steps; at 1/sqrt(hidden) = 0.0625 it climbs (67 % at 750
+steps, then a plateau near 75 %); a plain transformer of the same size with learnt positions was at
+100 % in 250.
 
 ``.venv/bin/python scripts/option_recall.py [--init 0.02 0.0625] [--steps 750] [--lr 1e-3]``
 """
