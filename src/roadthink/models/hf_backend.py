@@ -328,8 +328,8 @@ class HFModel:
         # the next token's position: one past the prompt's, shifted by Qwen-VL's M-RoPE offset
         deltas = getattr(getattr(self.model, "model", None), "rope_deltas", None)
         positions = mask.sum(1) + (deltas.view(-1).to(mask.device) if deltas is not None else 0)
-        generator = None
-        if (options.get("temperature") or 0.0) > 0:
+        generator = None  # rows joining running ones draw from their stream
+        if self._running is None and (options.get("temperature") or 0.0) > 0:
             generator = torch.Generator(device=self.device)
             if options.get("seed") is not None:  # rows share one stream: a seed fixes a batch, not a row
                 generator.manual_seed(int(options["seed"]))
@@ -465,7 +465,8 @@ def processed_scores(logits: Any, options: dict[str, Any]) -> Any:
     top_p = options.get("top_p") or 1.0
     if top_p < 1.0:
         ordered, order = scores.sort(dim=-1, descending=True)
-        before = ordered.softmax(-1).cumsum(-1) - ordered.softmax(-1)  # mass of the likelier tokens
+        chances = ordered.softmax(-1)
+        before = chances.cumsum(-1) - chances  # mass of the likelier tokens
         drop = (before > top_p).scatter(-1, order, before > top_p)
         scores = scores.masked_fill(drop, float("-inf"))
     return scores
