@@ -72,7 +72,15 @@ class Recipe:
     # rows are captions of the extra scenes: on the bench alone, SFT unlearnt the reading the captions taught
     sft: TrainSettings = field(
         default_factory=lambda: TrainSettings(
-            steps=600, learning_rate=2e-3, val_every=300, val_size=116, freeze_vision=True, caption_share=1 / 3
+            steps=580,  # 600 took 20.4 min, over the budget of 20
+            learning_rate=2e-3,
+            val_every=290,
+            val_size=116,
+            freeze_vision=True,
+            caption_share=1 / 3,
+            # not category: its caption is read barely above the majority class, and answered in
+            # words it named categories that were not options (11 of 20 test replies unparsed)
+            look_first=("color", "count", "exists", "light_state"),
         )
     )
     # GRPO where the reward is an exact answer about what the images show: 4 prompts of 8 completions a step.
@@ -149,6 +157,10 @@ def card(
 
     blocks = [("overall", {n: results[n]["overall"] for n in names})]
     blocks += [(f, {n: results[n]["by_family"][f] for n in names}) for f in families]
+    # the perception questions one by one: which of them the pixels answer
+    asked = results["oracle"]["by_task"]
+    perceived = sorted(t.name for t in select_tasks() if t.family == "perception" and t.name in asked)
+    blocks += [(f"perception: {t}", {n: results[n]["by_task"][t] for n in names}) for t in perceived]
     rows = [
         f"| {label} | {block['oracle']['n']} | {' | '.join(cell(block[n]) for n in names)} |" for label, block in blocks
     ]
@@ -192,8 +204,8 @@ two CPU cores, and trained only on roadthink-bench: it is a working fixture of t
   {_held_out(stages["captions"], "val_captions", recipe.vision_held_out)}
 - SFT (TRL `SFTTrainer`, from the caption model{_frozen(recipe.sft)}, loss on the reply only):
   target `<think>reference steps</think><answer>answer</answer>`, the steps without the scene's agent, light and
-  lane ids (no image shows them); {100 * recipe.sft.caption_share:.0f} % of the rows are captions of the extra
-  scenes, as in the caption stage, so that the language model keeps reading the tower;
+  lane ids (no image shows them){_looking(recipe.sft)}; {100 * recipe.sft.caption_share:.0f} % of the rows are
+  captions of the extra scenes, as in the caption stage, so that the language model keeps reading the tower;
   {_settings(recipe.sft)}; {runtime(stages["sft"]) / 60:.1f} min on 2 CPU cores
 - GRPO (TRL `GRPOTrainer`, from the SFT model{_frozen(recipe.grpo)}) on the
   {", ".join(recipe.grpo.families or ["all"])} samples of the same split:
@@ -234,6 +246,17 @@ def _held_out(folder: Path, key: str, scenes: int) -> str:
         f"on {scenes} held-out scenes, facts right {100 * last[key]:.1f} % (the majority class: "
         f"{100 * last[key + '_majority']:.1f} %), the nearest car's colour {100 * last['val ' + colour]:.0f} % "
         f"({100 * last['majority ' + colour]:.0f} %)"
+    )
+
+
+def _looking(settings: TrainSettings) -> str:
+    """How SFT's replies to perception questions read the image (``captions.looking``)."""
+    if not settings.look_first:
+        return ""
+    return (
+        f"; a reply to {', '.join(settings.look_first)} opens with what the image shows and answers with it, in the "
+        "captions' words "
+        "(`<think>I see: nearest car colour white. …</think><answer>nearest car colour white</answer>`)"
     )
 
 

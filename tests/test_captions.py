@@ -14,10 +14,25 @@ from typer.testing import CliRunner
 
 from roadthink.cli import app
 from roadthink.errors import RoadthinkError
+from roadthink.eval.bench import load_bench
+from roadthink.eval.parsing import parse_answer
 from roadthink.models.hf_backend import load
 from roadthink.render.export import export_scenes
 from roadthink.scene.generator import GeneratorConfig
-from roadthink.train.captions import LABELS, caption, caption_rows, read_caption, read_facts, train_captions
+from roadthink.scene.io import load_scene
+from roadthink.train.captions import (
+    LABELS,
+    LOOKABLE,
+    asked,
+    caption,
+    caption_rows,
+    looking,
+    read_caption,
+    read_facts,
+    sight,
+    train_captions,
+)
+from roadthink.train.data import answer_text, target
 from roadthink.train.run import TrainSettings
 from roadthink.train.vision import FACTS, majority_accuracy, vision_examples
 
@@ -97,8 +112,34 @@ def test_sft_with_captions_among_its_rows(tiny_model, splits, tmp_path) -> None:
     args += ["--steps", "2", "--batch-size", "4", "--limit", "8", "--captions", str(splits["train"][0])]
     result = CliRunner().invoke(app, args)
     assert result.exit_code != 0 and "--caption-share" in result.output
-    result = CliRunner().invoke(app, [*args, "--caption-share", "0.5"])
+    result = CliRunner().invoke(app, [*args, "--caption-share", "0.5", "--look-first", "color,lane"])
+    assert result.exit_code != 0 and "no caption fact answers lane: look first only at category, color" in result.output
+    result = CliRunner().invoke(app, [*args, "--caption-share", "0.5", "--look-first", "color,exists"])
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "train_settings.json").read_text())["caption_share"] == 0.5
+    settings = json.loads((out / "train_settings.json").read_text())
+    assert settings["caption_share"] == 0.5 and settings["look_first"] == ["color", "exists"]
     last = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
     assert last["step"] == 2 and np.isfinite(last["train_loss"]) and (out / "model.safetensors").is_file()
+
+
+def test_looking_replies_read_the_image_in_the_captions_words_and_answer_in_them(splits) -> None:
+    bench = load_bench(splits["train"][0])
+    reply, some = looking(bench, LOOKABLE), looking(bench, ("color", "exists"))
+    perception = [s for s in bench.samples if s.family == "perception"]
+    assert {s.task for s in perception} == set(LOOKABLE)
+    for sample in bench.samples:
+        if sample.family != "perception":  # no caption fact is what these rest on: the plain target
+            assert asked(sample) == [] and reply(sample) == target(sample)
+            continue
+        if sample.task not in ("color", "exists"):  # left to the plain target when not asked for
+            assert some(sample) == target(sample)
+        else:
+            assert some(sample) == reply(sample)
+        (name,) = asked(sample)
+        (said,) = sight(sample, load_scene(bench.path / sample.scene))
+        # the image's fact, as the caption states it, is the answer (counts above 4 are not asked)
+        assert said == f"{LABELS[name]} {answer_text(sample).replace('traffic cone', 'traffic_cone')}", sample.id
+        answer = f"{LABELS[name]} {answer_text(sample)}"
+        assert reply(sample) == target(sample, sight=f"I see: {said}. ", answer=answer)
+        # which the evaluation reads as the sample's answer
+        assert parse_answer(reply(sample), sample.answer_type, sample.choices).value == sample.answer

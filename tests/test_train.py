@@ -21,11 +21,12 @@ from typer.testing import CliRunner
 from roadthink.cli import app
 from roadthink.errors import RoadthinkError
 from roadthink.eval.bench import load_bench
+from roadthink.eval.parsing import parse_answer
 from roadthink.eval.prompt import messages_for
 from roadthink.eval.runner import RunConfig, run
 from roadthink.models.hf_backend import HFModel
 from roadthink.tasks.sample import AnswerType
-from roadthink.train.data import grpo_dataset, seen_reasoning, sft_dataset, target, train_split
+from roadthink.train.data import answer_text, grpo_dataset, seen_reasoning, sft_dataset, target, train_split
 from roadthink.train.grpo import GRPOSettings, train_grpo
 from roadthink.train.run import TrainSettings
 from roadthink.train.sft import train_sft
@@ -61,6 +62,21 @@ def test_sft_examples_are_the_evaluations_prompt_and_the_reference(tiny_model, s
         processor.image_processor(images=[original])["pixel_values"],
         processor.image_processor(images=[first["images"][0]])["pixel_values"],
     )
+
+
+def test_answers_in_words_are_the_option_text_which_the_evaluation_reads(splits) -> None:
+    bench = train_split(splits["train"][0])
+    choices = [s for s in bench.samples if s.answer_type is AnswerType.CHOICE]
+    assert len({s.task for s in choices}) > 10
+    for sample in choices:
+        text = answer_text(sample)
+        reply = target(sample, answer=text)
+        assert reply.endswith(f"<answer>{text}</answer>") and f"{sample.answer}. {text}" in sample.choices
+        assert parse_answer(reply, sample.answer_type, sample.choices).value == sample.answer
+    assert all(answer_text(s) == str(s.answer) for s in bench.samples if s.answer_type is AnswerType.YES_NO)
+    broken = choices[0].model_copy(update={"answer": "Z"})
+    with pytest.raises(RoadthinkError, match=f"sample {broken.id}: answer 'Z' is not one of its options"):
+        answer_text(broken)
 
 
 def test_training_can_keep_to_some_families(tiny_model, splits) -> None:

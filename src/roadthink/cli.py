@@ -601,6 +601,13 @@ def train_sft(
     caption_share: Annotated[
         float, typer.Option(help="The share of rows that are captions (0: none; 0.33 keeps a caption model reading).")
     ] = 0.0,
+    look_first: Annotated[
+        str | None,
+        typer.Option(
+            help="Tasks (comma-separated: category, color, count, exists, light_state) whose replies open with what "
+            "the image shows and answer with it, in the captions' words (for a model from train captions)."
+        ),
+    ] = None,
     device: TrainDevice = "auto",
     seed: TrainSeed = 0,
 ) -> None:
@@ -613,7 +620,7 @@ def train_sft(
     settings = _train_settings(
         steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit, families=families,
         val_every=val_every, val_size=val_size, save_steps=save_steps, freeze_vision=freeze_vision,
-        caption_share=caption_share,
+        caption_share=caption_share, look_first=tuple(_names(look_first)) if look_first else (),
     )  # fmt: skip
     folder = run_sft(bench, out, model, settings, val, captions or ())
     _print_trained(folder)

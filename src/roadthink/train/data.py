@@ -63,13 +63,27 @@ def seen_reasoning(text: str) -> str:
     return text
 
 
-def target(sample: Sample) -> str:
-    """The reply a model is taught: the reference reasoning (as seen, ``seen_reasoning``), then
-    the answer in the form the question asks for, inside the tags the evaluation and the format
-    reward read."""
+def target(sample: Sample, sight: str = "", answer: str | None = None) -> str:
+    """The reply a model is taught: ``sight`` (what the image shows, train/captions.py) and the
+    reference reasoning (as seen, ``seen_reasoning``), then ``answer`` (by default the answer in
+    the form the question asks for), inside the tags the evaluation and the format reward read."""
     steps = seen_reasoning(" ".join(step.text for step in sample.reference_steps))
-    value = json.dumps(sample.answer) if sample.answer_type in (AnswerType.BOX, AnswerType.WAYPOINTS) else sample.answer
-    return f"<think>{steps}</think><answer>{value}</answer>"
+    if answer is None:
+        listed = sample.answer_type in (AnswerType.BOX, AnswerType.WAYPOINTS)
+        answer = json.dumps(sample.answer) if listed else sample.answer
+    return f"<think>{sight}{steps}</think><answer>{answer}</answer>"
+
+
+def answer_text(sample: Sample) -> str:
+    """The answer in words: a choice's option text ("white" for "A. white" when the answer is
+    A), else the answer as it is."""
+    if sample.answer_type is not AnswerType.CHOICE:
+        return str(sample.answer)
+    prefix = f"{sample.answer}. "
+    found = [c.removeprefix(prefix) for c in sample.choices or [] if c.startswith(prefix)]
+    if len(found) != 1:
+        raise RoadthinkError(f"sample {sample.id}: answer {sample.answer!r} is not one of its options {sample.choices}")
+    return found[0]
 
 
 def chat(messages: list[Message]) -> list[dict[str, Any]]:
@@ -107,9 +121,10 @@ def sft_dataset(
     limit: int | None = None,
     cache: Path | None = None,
     families: tuple[str, ...] | None = None,
+    reply: Callable[[Sample], str] = target,
 ) -> Dataset:
     """``prompt`` (system, user with images and question), ``completion`` (the assistant's
-    target) and ``images`` (decoded only when a batch needs them).
+    target, ``reply`` of the sample) and ``images`` (decoded only when a batch needs them).
 
     With ``cache``, the images are resized once, into that folder, to the size the processor
     would resize them to at every step (the same resampling, so the pixels are the same): on a
@@ -119,7 +134,7 @@ def sft_dataset(
         _rows(bench, limit, families),
         processor,
         cache,
-        lambda sample: {"completion": [{"role": "assistant", "content": [{"type": "text", "text": target(sample)}]}]},
+        lambda sample: {"completion": [{"role": "assistant", "content": [{"type": "text", "text": reply(sample)}]}]},
     )
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from datasets import concatenate_datasets
 
-from roadthink.train.captions import caption_rows
-from roadthink.train.data import sft_dataset
+from roadthink.train.captions import caption_rows, looking
+from roadthink.train.data import sft_dataset, target
 from roadthink.train.run import TrainSettings, callbacks, fine_tune, starting_point
 
 
@@ -33,7 +33,8 @@ def train_sft(
     from OUT's last checkpoint; returns OUT, a model folder."""
     settings = settings or TrainSettings()
     bench, device, processor, network = starting_point("sft", bench_path, out, model, settings)
-    dataset = sft_dataset(bench, processor, settings.limit, out / "images", settings.families)
+    reply = looking(bench, settings.look_first) if settings.look_first else target
+    dataset = sft_dataset(bench, processor, settings.limit, out / "images", settings.families, reply)
     if settings.caption_share:
         found = caption_rows(captions, processor, out / "images", settings.caption_share, len(dataset))
         dataset = concatenate_datasets([dataset.select_columns(["prompt", "completion", "images"]), found])
