@@ -88,7 +88,7 @@ LOOKABLE = ("category", "color", "count", "exists", "light_state")  # the tasks 
 def asked(sample: Sample) -> list[str]:
     """The facts (names in ``FACTS``) a front-camera sample's reference reasoning rests on, in
     ``FACTS``' order: those a caption states. Empty for samples about other images or things."""
-    if sample.images != [f"images/{sample.scene_id}/{CAMERA}.png"]:
+    if len(sample.images) != 1 or Path(sample.images[0]).stem != CAMERA:  # a caption is of the present front frame
         return []
     kinds = {tuple(sorted(c.value for c in members)): kind for kind, members in COUNTED.items()}
     names = set()
@@ -133,10 +133,11 @@ def looking(bench: Bench, tasks: Sequence[str]) -> Callable[[Sample], str]:
         raise RoadthinkError(f"no caption fact answers {', '.join(unknown)}: look first only at {', '.join(LOOKABLE)}")
 
     def reply(sample: Sample) -> str:
-        if sample.task not in tasks or not asked(sample):
+        names = asked(sample) if sample.task in tasks else []
+        if not names:
             return target(sample)
         seen = sight(sample, load_scene(bench.path / sample.scene))
-        answer = f"{LABELS[asked(sample)[-1]]} {answer_text(sample)}"
+        answer = f"{LABELS[names[-1]]} {answer_text(sample)}"
         return target(sample, sight=f"I see: {SEPARATOR.join(seen)}. ", answer=answer)
 
     return reply
