@@ -136,7 +136,7 @@ def test_looking_replies_read_the_image_in_the_captions_words_and_answer_in_them
         else:
             assert some(sample) == reply(sample)
         (name,) = asked(sample)
-        (said,) = sight(sample, load_scene(bench.path / sample.scene))
+        (said,) = sight(asked(sample), load_scene(bench.path / sample.scene))
         # the image's fact, as the caption states it, is the answer (counts above 4 are not asked)
         assert said == f"{LABELS[name]} {answer_text(sample).replace('traffic cone', 'traffic_cone')}", sample.id
         answer = f"{LABELS[name]} {answer_text(sample)}"

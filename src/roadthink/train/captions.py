@@ -83,6 +83,7 @@ def caption(facts: Sequence[int]) -> str:
 
 
 LOOKABLE = ("category", "color", "count", "exists", "light_state")  # the tasks a caption fact answers (``asked``)
+_KINDS = {tuple(sorted(c.value for c in members)): kind for kind, members in COUNTED.items()}  # counted categories
 
 
 def asked(sample: Sample) -> list[str]:
@@ -90,12 +91,11 @@ def asked(sample: Sample) -> list[str]:
     ``FACTS``' order: those a caption states. Empty for samples about other images or things."""
     if len(sample.images) != 1 or Path(sample.images[0]).stem != CAMERA:  # a caption is of the present front frame
         return []
-    kinds = {tuple(sorted(c.value for c in members)): kind for kind, members in COUNTED.items()}
     names = set()
     for fact in (fact for step in sample.reference_steps for fact in step.facts):
         extra = fact.model_extra or {}
-        if fact.type == "count" and tuple(extra.get("categories", ())) in kinds:
-            names.add(f"count {kinds[tuple(extra['categories'])]}")
+        if fact.type == "count" and tuple(extra.get("categories", ())) in _KINDS:
+            names.add(f"count {_KINDS[tuple(extra['categories'])]}")
         elif fact.type == "exists":
             names.add(f"exists {extra.get('category')}")
         elif fact.type == "nearest" and extra.get("category") == "car":
@@ -107,11 +107,11 @@ def asked(sample: Sample) -> list[str]:
     return [name for name in FACTS if name in names]
 
 
-def sight(sample: Sample, scene: Scene) -> list[str]:
-    """What the sample's image shows of what it asks, each fact as a caption says it
-    (``nearest car colour white``); empty when a caption says nothing of it."""
+def sight(names: Sequence[str], scene: Scene) -> list[str]:
+    """The facts ``names`` (a sample's ``asked``) of the scene's front-camera image, each as a
+    caption says it (``nearest car colour white``)."""
     values = dict(zip(FACTS, scene_facts(scene), strict=True))
-    return [f"{LABELS[name]} {FACTS[name][values[name]]}" for name in asked(sample)]
+    return [f"{LABELS[name]} {FACTS[name][values[name]]}" for name in names]
 
 
 def looking(bench: Bench, tasks: Sequence[str]) -> Callable[[Sample], str]:
@@ -136,7 +136,7 @@ def looking(bench: Bench, tasks: Sequence[str]) -> Callable[[Sample], str]:
         names = asked(sample) if sample.task in tasks else []
         if not names:
             return target(sample)
-        seen = sight(sample, load_scene(bench.path / sample.scene))
+        seen = sight(names, load_scene(bench.path / sample.scene))
         answer = f"{LABELS[names[-1]]} {answer_text(sample)}"
         return target(sample, sight=f"I see: {SEPARATOR.join(seen)}. ", answer=answer)
 

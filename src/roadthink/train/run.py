@@ -41,9 +41,8 @@ class TrainSettings:
     gradient_checkpointing: bool = False  # on for a large model on a small GPU
     freeze_vision: bool = False  # keep the vision tower as it is; its merger (the projector) still trains
     caption_share: float = 0.0  # SFT: the share of rows that are captions of scene images (train/captions.py)
-    look_first: tuple[
-        str, ...
-    ] = ()  # SFT: tasks whose replies read the image in the captions' words (captions.looking)
+    # SFT: tasks whose replies read the image in the captions' words (captions.looking)
+    look_first: tuple[str, ...] = ()
 
 
 RECIPE = TinyConfig(  # the CPU recipe: 4.2 M parameters, 6 samples/s in SFT on 2 cores
