@@ -114,10 +114,12 @@ def test_sft_with_captions_among_its_rows(tiny_model, splits, tmp_path) -> None:
     assert result.exit_code != 0 and "--caption-share" in result.output
     result = CliRunner().invoke(app, [*args, "--caption-share", "0.5", "--look-first", "color,lane"])
     assert result.exit_code != 0 and "no caption fact answers lane: look first only at category, color" in result.output
-    result = CliRunner().invoke(app, [*args, "--caption-share", "0.5", "--look-first", "color,exists"])
+    chosen = ["--caption-share", "0.5", "--look-first", "color,exists", "--tasks", "color"]
+    result = CliRunner().invoke(app, [*args, *chosen])
     assert result.exit_code == 0, result.output
     settings = json.loads((out / "train_settings.json").read_text())
     assert settings["caption_share"] == 0.5 and settings["look_first"] == ["color", "exists"]
+    assert settings["tasks"] == ["color"]
     last = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
     assert last["step"] == 2 and np.isfinite(last["train_loss"]) and (out / "model.safetensors").is_file()
 

@@ -79,7 +79,7 @@ def test_answers_in_words_are_the_option_text_which_the_evaluation_reads(splits)
         answer_text(broken)
 
 
-def test_training_can_keep_to_some_families(tiny_model, splits) -> None:
+def test_training_can_keep_to_some_families_and_tasks(tiny_model, splits) -> None:
     bench = train_split(splits["train"][0])
     processor = AutoProcessor.from_pretrained(tiny_model)
     data = grpo_dataset(bench, processor, families=("perception", "spatial"))
@@ -88,6 +88,11 @@ def test_training_can_keep_to_some_families(tiny_model, splits) -> None:
     assert len(data) == sum(s.family in families for s in bench.samples)
     with pytest.raises(RoadthinkError, match="no samples of weather; its families: corner_case"):
         sft_dataset(bench, processor, families=("perception", "weather"))
+    data = grpo_dataset(bench, processor, families=("perception", "spatial"), tasks=("side", "color"))
+    assert sorted({json.loads(row)["task"] for row in data["sample"]}) == ["color", "side"]
+    assert len(data) == sum(s.task in ("side", "color") for s in bench.samples)
+    with pytest.raises(RoadthinkError, match="no samples of count; its tasks: distance, lane"):
+        sft_dataset(bench, processor, families=("spatial",), tasks=("count",))
 
 
 def test_only_train_splits_are_trained_on(splits, tmp_path) -> None:

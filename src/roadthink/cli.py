@@ -496,6 +496,7 @@ ValSize = Annotated[int, typer.Option(help="Val samples per check.")]
 SaveSteps = Annotated[int, typer.Option(help="Steps between checkpoints (a rerun resumes from the last).")]
 Limit = Annotated[int | None, typer.Option(help="Use only the first N train samples.")]
 Families = Annotated[str | None, typer.Option(help="Train only on these task families (comma-separated).")]
+Tasks = Annotated[str | None, typer.Option(help="Train only on these tasks (comma-separated).")]
 TrainDevice = Annotated[str, typer.Option(help="cuda, mps, cpu or auto.")]
 TrainSeed = Annotated[int, typer.Option(help="Seed of weights, data order and sampling.")]
 Scenes = Annotated[
@@ -511,8 +512,12 @@ def _train_settings(**values):
     from roadthink.train.run import TrainSettings
 
     values["learning_rate"] = values.pop("lr")
-    families = values.pop("families")
-    return TrainSettings(**values, families=None if families is None else tuple(_names(families)))
+    families, tasks = values.pop("families"), values.pop("tasks", None)
+    return TrainSettings(
+        **values,
+        families=None if families is None else tuple(_names(families)),
+        tasks=None if tasks is None else tuple(_names(tasks)),
+    )
 
 
 @train_app.command("vision")
@@ -593,6 +598,7 @@ def train_sft(
     save_steps: SaveSteps = 100,
     limit: Limit = None,
     families: Families = None,
+    tasks: Tasks = None,
     freeze_vision: FreezeVision = False,
     captions: Annotated[
         list[Path] | None,
@@ -619,7 +625,7 @@ def train_sft(
         raise RoadthinkError("--captions needs --caption-share, the share of rows that are captions (e.g. 0.33)")
     settings = _train_settings(
         steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit, families=families,
-        val_every=val_every, val_size=val_size, save_steps=save_steps, freeze_vision=freeze_vision,
+        tasks=tasks, val_every=val_every, val_size=val_size, save_steps=save_steps, freeze_vision=freeze_vision,
         caption_share=caption_share, look_first=tuple(_names(look_first)) if look_first else (),
     )  # fmt: skip
     folder = run_sft(bench, out, model, settings, val, captions or ())
@@ -655,6 +661,7 @@ def train_grpo(
     save_steps: SaveSteps = 50,
     limit: Limit = None,
     families: Families = None,
+    tasks: Tasks = None,
     freeze_vision: FreezeVision = False,
     device: TrainDevice = "auto",
     seed: TrainSeed = 0,
@@ -665,7 +672,7 @@ def train_grpo(
 
     settings = _train_settings(
         steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit, families=families,
-        val_every=val_every, val_size=val_size, save_steps=save_steps, freeze_vision=freeze_vision,
+        tasks=tasks, val_every=val_every, val_size=val_size, save_steps=save_steps, freeze_vision=freeze_vision,
     )  # fmt: skip
     try:
         weighted = None if weights is None else tuple(float(w) for w in _names(weights))

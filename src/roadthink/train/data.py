@@ -101,18 +101,30 @@ def chat(messages: list[Message]) -> list[dict[str, Any]]:
     return out
 
 
-def _rows(bench: Bench, limit: int | None, families: tuple[str, ...] | None) -> list[Sample]:
-    """The samples trained on: those of ``families`` (all when None), the first ``limit``."""
-    samples = bench.samples
-    if families:
-        unknown = set(families) - {s.family for s in samples}
-        if unknown:
-            raise RoadthinkError(
-                f"{bench.path} has no samples of {', '.join(sorted(unknown))}; "
-                f"its families: {', '.join(sorted({s.family for s in samples}))}"
-            )
-        samples = [s for s in samples if s.family in families]
+PLURAL = {"family": "families", "task": "tasks"}
+
+
+def _rows(
+    bench: Bench, limit: int | None, families: tuple[str, ...] | None, tasks: tuple[str, ...] | None = None
+) -> list[Sample]:
+    """The samples trained on: those of ``families`` and ``tasks`` (all when None), the first ``limit``."""
+    samples = _only(bench.samples, "family", families, bench.path)
+    samples = _only(samples, "task", tasks, bench.path)
     return samples[:limit] if limit else samples
+
+
+def _only(samples: list[Sample], field: str, wanted: tuple[str, ...] | None, where: Path) -> list[Sample]:
+    """``samples`` whose ``field`` (family or task) is one of ``wanted`` (all when None); a
+    one-line error naming those there are when one wanted is not."""
+    if not wanted:
+        return samples
+    there = {getattr(s, field) for s in samples}
+    unknown = set(wanted) - there
+    if unknown:
+        raise RoadthinkError(
+            f"{where} has no samples of {', '.join(sorted(unknown))}; its {PLURAL[field]}: {', '.join(sorted(there))}"
+        )
+    return [s for s in samples if getattr(s, field) in wanted]
 
 
 def sft_dataset(
@@ -122,6 +134,7 @@ def sft_dataset(
     cache: Path | None = None,
     families: tuple[str, ...] | None = None,
     reply: Callable[[Sample], str] = target,
+    tasks: tuple[str, ...] | None = None,
 ) -> Dataset:
     """``prompt`` (system, user with images and question), ``completion`` (the assistant's
     target, ``reply`` of the sample) and ``images`` (decoded only when a batch needs them).
@@ -131,7 +144,7 @@ def sft_dataset(
     CPU, decoding and resizing full-size images took a third of each step."""
     return _dataset(
         bench,
-        _rows(bench, limit, families),
+        _rows(bench, limit, families, tasks),
         processor,
         cache,
         lambda sample: {"completion": [{"role": "assistant", "content": [{"type": "text", "text": reply(sample)}]}]},
@@ -198,12 +211,13 @@ def grpo_dataset(
     limit: int | None = None,
     cache: Path | None = None,
     families: tuple[str, ...] | None = None,
+    tasks: tuple[str, ...] | None = None,
 ) -> Dataset:
     """``prompt`` (system and user turns), ``images`` (resized once into ``cache`` when given,
     as for SFT), and for the rewards the ``sample`` as JSON and its ``scene_file``."""
     return _dataset(
         bench,
-        _rows(bench, limit, families),
+        _rows(bench, limit, families, tasks),
         processor,
         cache,
         lambda sample: {"sample": sample.model_dump_json(), "scene_file": str(bench.path / sample.scene)},

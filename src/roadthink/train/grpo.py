@@ -66,7 +66,7 @@ def train_grpo(
     trainer = GRPOTrainer(
         model=network,
         args=config,
-        train_dataset=grpo_dataset(bench, processor, settings.limit, out / "images", settings.families),
+        train_dataset=grpo_dataset(bench, processor, settings.limit, out / "images", settings.families, settings.tasks),
         processing_class=processor,
         reward_funcs=rewards,
         callbacks=callbacks(out, processor, settings, val),

@@ -36,6 +36,7 @@ class TrainSettings:
     logging_steps: int = 10
     limit: int | None = None  # train samples used (None: all)
     families: tuple[str, ...] | None = None  # train only on these task families (None: all)
+    tasks: tuple[str, ...] | None = None  # and only on these tasks (None: all)
     val_every: int = 0  # steps between accuracy checks on the val split (0: only at the end)
     val_size: int = 64
     gradient_checkpointing: bool = False  # on for a large model on a small GPU

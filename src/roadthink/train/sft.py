@@ -34,7 +34,7 @@ def train_sft(
     settings = settings or TrainSettings()
     bench, device, processor, network = starting_point("sft", bench_path, out, model, settings)
     reply = looking(bench, settings.look_first) if settings.look_first else target
-    dataset = sft_dataset(bench, processor, settings.limit, out / "images", settings.families, reply)
+    dataset = sft_dataset(bench, processor, settings.limit, out / "images", settings.families, reply, settings.tasks)
     if settings.caption_share:
         found = caption_rows(captions, processor, out / "images", settings.caption_share, len(dataset))
         dataset = concatenate_datasets([dataset.select_columns(["prompt", "completion", "images"]), found])
