@@ -2,7 +2,7 @@
 the built-in model must keep (goal, issue: built-in VLM: >= 20 answers/s on 2 cores).
 
 Run: ``.venv/bin/python benchmarks/builtin_speed.py [--model builtin|hf:DIR|recipe]
-[--samples 290] [--max-tokens 256] [--batch-size 16] [--chunk-tokens 32 1000000]``, on test
+[--samples 290] [--max-tokens 256] [--batch-size 32] [--chunk-tokens 32 1000000]``, on test
 samples of every task, once per chunk size (the backend batches continuously: requests that
 arrive while rows decode join them after that many tokens, finished rows leave at once). The
 default is the shipped model, whose replies end where it ends them; ``recipe`` is a model of the
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--model", default="builtin", help="builtin, hf:<folder>, or recipe (random weights)")
     parser.add_argument("--samples", type=int, default=290)
     parser.add_argument("--max-tokens", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
         "--chunk-tokens",
         type=int,

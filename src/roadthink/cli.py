@@ -33,7 +33,7 @@ MaxTokens = Annotated[int | None, typer.Option(help="Longest reply, in tokens (h
 Temperature = Annotated[float | None, typer.Option(help="Sampling temperature (hf: 0 or unset decodes greedily).")]
 Device = Annotated[str | None, typer.Option(help="hf: cuda, mps, cpu or auto (the first this machine has).")]
 Dtype = Annotated[str | None, typer.Option(help="hf: auto, float32, bfloat16 or float16.")]
-BatchSize = Annotated[int | None, typer.Option(help="hf: rows decoded together (default 16).")]
+BatchSize = Annotated[int | None, typer.Option(help="hf: rows decoded together (default 32).")]
 Threads = Annotated[int | None, typer.Option(help="hf: torch CPU threads (default: torch's).")]
 
 

@@ -180,7 +180,7 @@ class HFModel:
         max_tokens: int = 256,
         temperature: float | None = None,
         top_p: float | None = None,
-        batch_size: int = 16,
+        batch_size: int = 32,
         threads: int | None = None,
         chunk_tokens: int = 32,
         loaded: tuple[Any, Any] | None = None,
