@@ -95,6 +95,19 @@ def test_same_seed_same_weights(tmp_path: Path) -> None:
     assert any(not torch.equal(x, z) for x, z in zip(a.state_dict().values(), c.state_dict().values(), strict=True))
 
 
+def test_init_scales_the_text_model_only(tmp_path: Path) -> None:
+    """``init`` is the text model's initial weight scale (the recipe's 1/sqrt(hidden) lets it learn
+    lookups); the vision tower keeps transformers' 0.02."""
+    texts = ["Is the light red? <answer>yes</answer>"] * 10
+    config = TinyConfig(hidden_size=64, heads=8, kv_heads=2, vision_width=32, init=0.125)
+    model = AutoModelForImageTextToText.from_pretrained(build_tiny_qwen2vl(tmp_path / "m", texts, config))
+    weights = model.state_dict()
+    text = weights["model.language_model.layers.0.mlp.up_proj.weight"]
+    tower = weights["model.visual.blocks.0.mlp.fc1.weight"]
+    assert text.std().item() == pytest.approx(0.125, rel=0.1)
+    assert tower.std().item() == pytest.approx(0.02, rel=0.1)
+
+
 def test_cli_builds_from_a_bench_and_refuses_bad_sizes(tmp_path: Path, splits) -> None:
     bench = splits["train"][0]
     out = tmp_path / "m"

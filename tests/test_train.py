@@ -279,5 +279,5 @@ def test_the_option_recall_probe_asks_for_the_letter_before_the_word_and_reports
         asked = row[-2]
         assert row[row.index(asked) - 1] == letter and row[-3] == recall.IS  # the letter just before the word
     assert set(letters.tolist()) == set(recall.LETTERS)
-    found = recall.probe(0.0625, steps=2, lr=1e-3)
+    found = recall.probe(0.0625, (4, 2), steps=2, lr=1e-3)
     assert [step for step, _ in found] == [2] and 0.0 <= found[0][1] <= 1.0

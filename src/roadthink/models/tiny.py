@@ -86,6 +86,7 @@ class TinyConfig:
     vision_heads: int = 2
     min_pixels: int = 56 * 56
     max_pixels: int = 112 * 112  # images are scaled (aspect kept) to at most this many pixels
+    init: float = 0.02  # std of the text model's initial weights (transformers' default)
     seed: int = 0
 
     def mrope_section(self) -> list[int]:
@@ -196,6 +197,7 @@ def build_tiny_qwen2vl(out: Path, texts: Iterable[str] | None = None, config: Ti
             "num_attention_heads": config.heads,
             "num_key_value_heads": config.kv_heads,
             "max_position_embeddings": 8192,
+            "initializer_range": config.init,
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": config.mrope_section()},
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
