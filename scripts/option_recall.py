@@ -83,23 +83,32 @@ def probe(init: float, heads: tuple[int, int], steps: int, lr: float, seed: int 
     return found
 
 
+def layout(text: str) -> tuple[int, int]:
+    """``HEADS:KEY_VALUE_HEADS`` as two numbers; anything else is argparse's one-line error."""
+    try:
+        heads, kv_heads = (int(n) for n in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HEADS:KEY_VALUE_HEADS, e.g. 16:2") from None
+    return heads, kv_heads
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--init", type=float, nargs="+", default=[0.02, RECIPE.hidden_size**-0.5])
     parser.add_argument(
         "--heads",
+        type=layout,
         nargs="+",
-        default=[f"{RECIPE.heads}:{RECIPE.kv_heads}"],
+        default=[(RECIPE.heads, RECIPE.kv_heads)],
         help="head layouts, HEADS:KEY_VALUE_HEADS (default: the recipe's)",
     )
     parser.add_argument("--steps", type=int, default=750)
     parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    layouts = [tuple(int(n) for n in layout.split(":")) for layout in args.heads]
     for init in args.init:
-        for heads in layouts:
-            probe(init, (heads[0], heads[1]), args.steps, args.lr)
+        for heads in args.heads:
+            probe(init, heads, args.steps, args.lr)
 
 
 if __name__ == "__main__":

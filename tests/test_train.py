@@ -4,6 +4,7 @@ evaluation loads."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import re
@@ -281,3 +282,6 @@ def test_the_option_recall_probe_asks_for_the_letter_before_the_word_and_reports
     assert set(letters.tolist()) == set(recall.LETTERS)
     found = recall.probe(0.0625, (4, 2), steps=2, lr=1e-3)
     assert [step for step, _ in found] == [2] and 0.0 <= found[0][1] <= 1.0
+    assert recall.layout("16:2") == (16, 2)
+    with pytest.raises(argparse.ArgumentTypeError, match="not HEADS:KEY_VALUE_HEADS"):
+        recall.layout("16")
