@@ -8,9 +8,9 @@ model inside the package.
 ``.venv/bin/python scripts/train_builtin.py [--work runs/builtin] [--seed 0] [--ship]``
 
 Every stage is skipped when its output is already there and each training run resumes from
-its last checkpoint, so a stopped recipe picks up where it was. On 2 CPU cores: about 3 min
-of splits, 4 of more scenes, 20 of vision pre-training, 12 of captions, 20 of SFT, 14 of GRPO, 15 of
-evaluation.
+its last checkpoint, so a stopped recipe picks up where it was. On 2 CPU cores (the machine's
+speed varies from day to day): about 3 min of splits, 4 of more scenes, 13–20 of vision
+pre-training, 12 of captions, 18–24 of SFT, 15–17 of GRPO, 15 of evaluation.
 """
 
 from __future__ import annotations
