@@ -121,13 +121,13 @@ def test_requests_join_running_rows_and_answer_as_alone(model: HFModel, tiny_mod
     join, decode = chunked._join, chunked._decode
     queued = threading.Event()  # the first rows decode only once the later requests wait
 
-    def counted(batch):
+    def counted(read):
         running_at_join.append(len(chunked._running.requests) if chunked._running else 0)
-        return join(batch)
+        return join(read)
 
-    def held(steps):
+    def held(steps, until=None):
         assert queued.wait(timeout=60)
-        return decode(steps)
+        return decode(steps, until)
 
     monkeypatch.setattr(chunked, "_join", counted)
     monkeypatch.setattr(chunked, "_decode", held)
@@ -396,3 +396,62 @@ def test_a_model_whose_cache_rows_cannot_join_answers_whole_batches_alike(
     for reply, alone in zip(replies, continuous, strict=True):
         assert [t.token for t in reply.logprobs] == [t.token for t in alone.logprobs]
         assert [t.logprob for t in reply.logprobs] == pytest.approx([t.logprob for t in alone.logprobs], abs=1e-4)
+
+
+def test_prompts_read_one_by_one_batch_as_the_processor_batches_them(model: HFModel, bench) -> None:
+    """Each request's prompt is read on arrival (beside the decoding); put together, left-padded,
+    they are the batch the processor makes of them all at once: the fall-back when one has none."""
+    loop = asyncio.new_event_loop()
+    indices = (0, 9, 40)  # different tasks and lengths, one or more images
+    read = [model._read(ask(bench, i), None) for i in indices]
+    ahead = [_Request(chat, images, {}, loop.create_future(), inputs=inputs) for chat, images, inputs in read]
+    together = [_Request(chat, images, {}, loop.create_future()) for chat, images, _ in read]
+    assert all(r.inputs is not None for r in ahead)
+    assert len({r.size for r in ahead}) == len(indices)  # sized by their tokens
+    joined, whole = model._prompts(ahead), model._prompts(together)
+    assert set(joined) == set(whole) >= {"input_ids", "attention_mask", "pixel_values", "image_grid_thw"}
+    assert all(torch.equal(joined[key], whole[key]) for key in whole)
+    assert (joined["attention_mask"] == 0).any()  # the shorter prompts were padded
+    loop.close()
+
+
+def test_rows_go_on_decoding_while_the_next_prompts_are_read(
+    model: HFModel, tiny_model: Path, bench, monkeypatch
+) -> None:
+    """A read waits here until the rows running have decoded a token: were reading and decoding
+    taken in turns, it would wait in vain."""
+    overlapped = HFModel(
+        str(tiny_model), max_tokens=12, threads=1, batch_size=8, chunk_tokens=4, loaded=(model.processor, model.model)
+    )
+    alone = [asyncio.run(model.generate(ask(bench, i), max_tokens=12)) for i in (0, 5, 10)]
+    read, decode = overlapped._read_prompts, overlapped._decode
+    stepped = threading.Condition()
+    steps = [0]
+    waited: list[bool] = []
+
+    def counted(steps_asked, until=None):
+        done = decode(1, until)
+        with stepped:
+            steps[0] += 1
+            stepped.notify_all()
+        return done
+
+    def slow_read(batch, threads, ready):
+        if overlapped._running is not None:  # rows are decoding: wait for a step they take from now on
+            with stepped:
+                before = steps[0]
+                waited.append(stepped.wait_for(lambda: steps[0] > before, timeout=20))
+        return read(batch, threads, ready)
+
+    monkeypatch.setattr(overlapped, "_decode", counted)
+    monkeypatch.setattr(overlapped, "_read_prompts", slow_read)
+
+    async def staggered():
+        first = asyncio.ensure_future(overlapped.generate(ask(bench, 0)))
+        while overlapped._running is None:
+            await asyncio.sleep(0.005)
+        return [await first, *await asyncio.gather(*(overlapped.generate(ask(bench, i)) for i in (5, 10)))]
+
+    replies = asyncio.run(staggered())
+    assert waited and all(waited)
+    assert [c.text for c in replies] == [c.text for c in alone]

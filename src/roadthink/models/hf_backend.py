@@ -3,16 +3,19 @@
 
 Requests are answered by continuous batching: a worker thread decodes up to ``batch_size``
 rows together, one token each per forward, over a KV cache that holds every row's prompt and
-reply so far; finished rows leave at once, and requests that arrive meanwhile join the running
-rows between chunks of ``chunk_tokens`` (their prompts and images read in one forward, their
-cache put beside the others', left-padded). No prompt is read twice and no row waits for the
-longest reply. Requests with different generation settings never share rows. Greedy decoding
-unless a temperature above 0 is asked for (with ``top_p``); the repetition penalty of the
-model's generation config applies, as in ``generate()``.
+reply so far; finished rows leave at once. Requests that arrive meanwhile are read beside the
+decoding (their prompts and images in one forward, in a second thread) and join the running
+rows as soon as they are read, their cache put beside the others', left-padded. No prompt is
+read twice, no row waits for the longest reply, and decoding does not stop while prompts are
+read. Requests with different generation settings never share rows. Greedy decoding unless a
+temperature above 0 is asked for (with ``top_p``); the repetition penalty of the model's
+generation config applies, as in ``generate()``.
 
 On CPU, OpenMP threads that spin while waiting made forwards about 20x slower on 2 cores when
 anything else wanted the CPU (the event loop, a second test process); so ``OMP_WAIT_POLICY``
 is set to PASSIVE before torch is first imported, and ``threads`` sets torch's thread count.
+Reading and decoding share those threads, half each (a decode step of a few rows ran 1.7x
+faster on one thread than on two passive ones); a read with no rows decoding takes them all.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +46,10 @@ if TYPE_CHECKING:
     from roadthink.models.kv_rows import Rows
 
 HUB = "huggingface.co"
+# what a processor returns for a prompt that batches with others by left padding alone: the token rows (the
+# value padding takes) and Qwen-VL's images, their patches one after another, however many a prompt has
+PADDED = {"input_ids": 0, "attention_mask": 0, "mm_token_type_ids": 0, "token_type_ids": 0}
+JOINED = {"pixel_values", "image_grid_thw"}
 GENERATION_OPTIONS = ("max_tokens", "temperature", "top_p", "seed", "tools", "logprobs", "top_logprobs")
 
 
@@ -110,6 +118,12 @@ def load_image(url: str, where: str) -> Any:
     return image.convert("RGB")
 
 
+def pads_alone(keys: set[str]) -> bool:
+    """Whether prompts read one by one with these processor outputs batch by left padding alone:
+    token rows, and images only as Qwen-VL's flat patches with their grids."""
+    return keys <= set(PADDED) | JOINED and ("pixel_values" not in keys or "image_grid_thw" in keys)
+
+
 def chat_and_images(messages: list[Message]) -> tuple[list[dict[str, Any]], list[Any]]:
     """``messages`` in the chat-template shape transformers' processors read (an image part
     becomes ``{"type": "image"}``), and their images in order."""
@@ -156,16 +170,31 @@ class _Request:
     generated: list[int] = field(default_factory=list)  # reply tokens so far
     steps: list[TokenLogprob] = field(default_factory=list)  # their log-probabilities, when asked for
     prompt_tokens: int = 0
+    inputs: Any = None  # the prompt as the processor reads it, when read on arrival (``HFModel._prompt``)
 
     @property
     def size(self) -> tuple[int, int]:
-        """How long the request is, roughly: its images, then its text."""
+        """How long the request is: its tokens when its prompt was read on arrival, else
+        roughly, its images, then its text."""
+        if self.inputs is not None:
+            return 0, int(self.inputs["input_ids"].shape[1])
         return len(self.images), sum(len(str(entry.get("content", ""))) for entry in self.chat)
 
     @property
     def batch_key(self) -> str:
         """Requests batch together only when they decode alike (and all or none have images)."""
         return json.dumps([self.options, bool(self.images)], sort_keys=True, default=str)
+
+
+@dataclass
+class _Read:
+    """Prompts read while rows decode: their ``rows`` and first-token ``logits``, to join the
+    running rows; or, from a model whose rows cannot join, the replies ``done`` in one go."""
+
+    batch: list[_Request]
+    rows: Rows | None = None
+    logits: Any = None
+    done: list[tuple[_Request, Completion]] = field(default_factory=list)
 
 
 class HFModel:
@@ -202,6 +231,7 @@ class HFModel:
         torch = _torch()
         if threads:
             torch.set_num_threads(threads)
+        self.threads = torch.get_num_threads()
         self.device = pick_device(device)
         self.processor, self.model = loaded or load(path, self.device, pick_dtype(dtype, self.device))
         self.tokenizer = tokenizer = getattr(self.processor, "tokenizer", self.processor)
@@ -214,7 +244,12 @@ class HFModel:
         self._pending: list[_Request] = []
         self._running: Rows | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._lock = threading.Lock()  # one forward at a time, whichever loop asks
+        # one read and one decode at a time, whichever loop asks: a read sets Qwen-VL's rope_deltas, which
+        # decoding (given its positions) never reads, so the two may run together
+        self._reading = threading.Lock()
+        self._decoding = threading.Lock()
+        # fast tokenizers fail ("Already borrowed") when one thread changes their padding while another uses them
+        self._processing = threading.Lock()
 
     def __repr__(self) -> str:
         return f"HFModel({self.path!r}, device={self.device!r})"
@@ -222,38 +257,86 @@ class HFModel:
     async def generate(self, messages: list[Message], **options: Any) -> Completion:
         """Queue the request and wait for its reply. Bad images or tool arguments raise
         ValueError with a one-line reason; the run records it against the sample."""
-        chat, images = await asyncio.to_thread(self._read, messages)
         settings = {key: options.get(key, self.defaults.get(key)) for key in GENERATION_OPTIONS}
-        request = _Request(chat, images, settings, asyncio.get_running_loop().create_future())
+        chat, images, inputs = await asyncio.to_thread(self._read, messages, settings.get("tools"))
+        request = _Request(chat, images, settings, asyncio.get_running_loop().create_future(), inputs=inputs)
         self._pending.append(request)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
         return await request.future
 
-    def _read(self, messages: list[Message]) -> tuple[list[dict[str, Any]], list[Any]]:
-        """The chat and its images, resized to the processor's size here, beside the decoding
-        thread, rather than in it when the request joins."""
+    def _read(self, messages: list[Message], tools: Any) -> tuple[list[dict[str, Any]], list[Any], Any]:
+        """The chat, its images resized to the processor's size, and, for models whose prompts
+        batch by padding alone (``_prompt``), the processor's reading of it: done here, beside
+        the threads that read and decode, rather than in them when the request joins."""
         chat, images = chat_and_images(messages)
-        return chat, [self.sizer.fit(image) for image in images]
+        images = [self.sizer.fit(image) for image in images]
+        text = self.processor.apply_chat_template(chat, tools=tools, add_generation_prompt=True, tokenize=False)
+        with self._processing:
+            inputs = self.processor(text=[text], images=[images] if images else None, return_tensors="pt", padding=True)
+        return chat, images, inputs if pads_alone(set(inputs)) else None
+
+    def _prompts(self, batch: list[_Request]) -> Any:
+        """The prompts of ``batch`` as one left-padded batch, as the processor would pad them: put
+        together from each request's own reading, or read together here when one has none."""
+        torch = _torch()
+        from transformers import BatchFeature
+
+        parts = [r.inputs for r in batch]
+        if any(p is None for p in parts) or len({tuple(p) for p in parts}) > 1:
+            options = batch[0].options
+            texts = [
+                self.processor.apply_chat_template(
+                    r.chat, tools=options.get("tools"), add_generation_prompt=True, tokenize=False
+                )
+                for r in batch
+            ]
+            images = [r.images for r in batch] if batch[0].images else None
+            with self._processing:
+                return self.processor(text=texts, images=images, return_tensors="pt", padding=True)
+        width = max(p["input_ids"].shape[1] for p in parts)
+        pads = {**PADDED, "input_ids": self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0}
+
+        def padded(value: Any, pad: int) -> Any:
+            return torch.nn.functional.pad(value, (width - value.shape[1], 0), value=pad)
+
+        return BatchFeature(
+            {
+                key: torch.cat([padded(p[key], pads[key]) if key in PADDED else p[key] for p in parts])
+                for key in parts[0]
+            }
+        )
 
     async def _drain(self) -> None:
-        """Continuous batching: waiting requests join the running rows, which decode
-        ``chunk_tokens`` more tokens; finished rows leave at once. A prompt that fails to read
-        fails its own requests; a decode that fails fails the rows running."""
-        while self._pending or self._running:
-            joining = self._joining()
-            self._pending = [r for r in self._pending if all(r is not j for j in joining)]
-            if joining:
+        """Continuous batching: the rows running decode ``chunk_tokens`` at a time while the
+        waiting requests that join next are read beside them; a chunk ends early once they are
+        read, and they join, or, with none being read, once rows have left room for a waiting
+        one. Finished rows leave at once. A prompt that fails to read fails its own requests; a
+        decode that fails fails the rows running."""
+        reading: asyncio.Future[_Read] | None = None
+        batch: list[_Request] = []
+        read = threading.Event()  # set once ``reading`` is done: the chunk decoding stops for it to join
+        while self._pending or self._running or reading:
+            if reading is None and (batch := self._joining()):
+                self._pending = [r for r in self._pending if all(r is not j for j in batch)]
+                read = threading.Event()
+                threads = self.threads if self._running is None else self.threads - self.threads // 2
+                reading = asyncio.ensure_future(asyncio.to_thread(self._read_prompts, batch, threads, read))
+            if self._running and not (reading and read.is_set()):
                 try:
-                    self._settle(await asyncio.to_thread(self._join, joining))
-                except Exception as error:
-                    self._fail(joining, error)
-            if self._running:
-                try:
-                    self._settle(await asyncio.to_thread(self._decode, self.chunk_tokens))
+                    until = read.is_set if reading else self._room_to_join
+                    self._settle(await asyncio.to_thread(self._decode, self.chunk_tokens, until))
                 except Exception as error:
                     self._fail(self._running.requests, error)
                     self._running = None
+            elif reading is not None:
+                await asyncio.wait({reading})
+            if reading is not None and reading.done():
+                try:
+                    self._settle(await asyncio.to_thread(self._join, reading.result()))
+                except Exception as error:
+                    self._fail(batch, error)
+                reading = None
 
     @staticmethod
     def _settle(done: list[tuple[_Request, Completion]]) -> None:
@@ -281,6 +364,17 @@ class HFModel:
             return []
         return self._next_batch(first.batch_key, self.batch_size - len(self._running.requests))
 
+    def _room_to_join(self) -> bool:
+        """Whether a waiting request would join the running rows now (``_joining`` would pick
+        one): the longest-waiting is of their kind and rows have left room."""
+        rows, pending = self._running, self._pending
+        return (
+            bool(pending)
+            and rows is not None
+            and pending[0].batch_key == rows.key
+            and len(rows.requests) < self.batch_size
+        )
+
     def _next_batch(self, key: str, room: int) -> list[_Request]:
         """Up to ``room`` waiting requests of kind ``key``: the first waiting one and those
         nearest it in length, since rows are left-padded to the longest prompt."""
@@ -291,57 +385,69 @@ class HFModel:
         start = min(max(0, at - room // 2), max(0, len(alike) - room))
         return alike[start : start + room]
 
-    def _join(self, batch: list[_Request]) -> list[tuple[_Request, Completion]]:
-        """Read the prompts of ``batch`` (one forward, with their images) and put their rows
-        beside the running ones; returns the requests already done (one-token replies)."""
-        torch = _torch()
-        from roadthink.models.kv_rows import Rows, beside, roomy
+    def _threads(self, count: int) -> None:
+        """Let this thread's forwards use ``count`` CPU threads (OpenMP's count is the calling
+        thread's own, so a read and a decode running together each keep theirs)."""
+        if self.device == "cpu":
+            _torch().set_num_threads(max(1, count))
 
-        options = batch[0].options
-        texts = [
-            self.processor.apply_chat_template(
-                r.chat, tools=options.get("tools"), add_generation_prompt=True, tokenize=False
-            )
-            for r in batch
-        ]
-        images = [r.images for r in batch] if batch[0].images else None
-        inputs = self.processor(text=texts, images=images, return_tensors="pt", padding=True).to(self.device)
-        mask = inputs["attention_mask"]
-        for request, tokens in zip(batch, mask.sum(1).tolist(), strict=True):
-            request.prompt_tokens = int(tokens)
-        if not self._continuous:
-            return self._one_go(batch, inputs)
-        with self._lock, torch.inference_mode():
-            # generate() places the prompt as the model wants it (M-RoPE positions for Qwen-VL)
-            output = self.model.generate(
-                **inputs,
-                max_new_tokens=1,
-                do_sample=False,
-                use_cache=True,
-                return_dict_in_generate=True,
-                output_logits=True,
-                pad_token_id=self._pad_id,
-            )
-        if not roomy(output.cache):  # a cache rows cannot join (sliding windows…): whole batches from now on
-            self._continuous = False
-            return self._one_go(batch, inputs)
-        # the next token's position: one past the prompt's, shifted by Qwen-VL's M-RoPE offset
-        deltas = getattr(getattr(self.model, "model", None), "rope_deltas", None)
-        positions = mask.sum(1) + (deltas.view(-1).to(mask.device) if deltas is not None else 0)
-        generator = None  # rows joining running ones draw from their stream
+    def _read_prompts(self, batch: list[_Request], threads: int, read: threading.Event) -> _Read:
+        """Read the prompts of ``batch`` (one forward, with their images, on ``threads`` CPU
+        threads), beside the rows decoding; ``read`` is set when done, however it ends."""
+        torch = _torch()
+        from roadthink.models.kv_rows import Rows, roomy
+
+        try:
+            self._threads(threads)
+            inputs = self._prompts(batch).to(self.device)
+            mask = inputs["attention_mask"]
+            for request, tokens in zip(batch, mask.sum(1).tolist(), strict=True):
+                request.prompt_tokens = int(tokens)
+            if not self._continuous:
+                return _Read(batch, done=self._one_go(batch, inputs))
+            with self._reading, torch.inference_mode():
+                # generate() places the prompt as the model wants it (M-RoPE positions for Qwen-VL)
+                output = self.model.generate(
+                    **inputs,
+                    max_new_tokens=1,
+                    do_sample=False,
+                    use_cache=True,
+                    return_dict_in_generate=True,
+                    output_logits=True,
+                    pad_token_id=self._pad_id,
+                )
+                # the next token's position: one past the prompt's, shifted by Qwen-VL's M-RoPE offset
+                deltas = getattr(getattr(self.model, "model", None), "rope_deltas", None)
+            if not roomy(output.cache):  # a cache rows cannot join (sliding windows…): whole batches from now on
+                self._continuous = False
+                return _Read(batch, done=self._one_go(batch, inputs))
+            positions = mask.sum(1) + (deltas.view(-1).to(mask.device) if deltas is not None else 0)
+            seen = None
+            if self._penalty != 1.0:
+                seen = torch.zeros(len(batch), output.logits[0].shape[-1], dtype=torch.bool, device=self.device)
+                seen.scatter_(1, inputs["input_ids"], True)
+            rows = Rows(batch[0].batch_key, batch, output.cache, mask, positions, None, None, seen)
+            return _Read(batch, rows=rows, logits=output.logits[0])
+        finally:
+            read.set()
+
+    def _join(self, read: _Read) -> list[tuple[_Request, Completion]]:
+        """Put the rows just read beside the running ones and pick their first tokens; returns
+        the requests already done (one-token replies, or whole replies of a model whose rows
+        cannot join)."""
+        torch = _torch()
+        from roadthink.models.kv_rows import beside
+
+        if read.rows is None:
+            return read.done
+        options = read.batch[0].options
         if self._running is None and (options.get("temperature") or 0.0) > 0:
-            generator = torch.Generator(device=self.device)
+            # rows joining running ones draw from their stream
+            read.rows.generator = generator = torch.Generator(device=self.device)
             if options.get("seed") is not None:  # rows share one stream: a seed fixes a batch, not a row
                 generator.manual_seed(int(options["seed"]))
-        seen = None
-        if self._penalty != 1.0:
-            seen = torch.zeros(len(batch), output.logits[0].shape[-1], dtype=torch.bool, device=self.device)
-            seen.scatter_(1, inputs["input_ids"], True)
-        joined = Rows(batch[0].batch_key, batch, output.cache, mask, positions, None, generator, seen)
-        if self._running is not None:
-            joined = beside(self._running, joined)
-        self._running = joined
-        return self._advance(output.logits[0], first=len(joined.requests) - len(batch))
+        self._running = read.rows if self._running is None else beside(self._running, read.rows)
+        return self._advance(read.logits, first=len(self._running.requests) - len(read.batch))
 
     def _one_go(self, batch: list[_Request], inputs: Any) -> list[tuple[_Request, Completion]]:
         """The whole replies of ``batch`` in one ``generate()``, for models whose KV cache rows
@@ -354,7 +460,7 @@ class HFModel:
             sampling.update(temperature=temperature, top_p=options.get("top_p") or 1.0)
             if options.get("seed") is not None:
                 torch.manual_seed(int(options["seed"]))
-        with self._lock, torch.inference_mode():
+        with self._reading, torch.inference_mode():
             output = self.model.generate(
                 **inputs,
                 max_new_tokens=int(options.get("max_tokens") or 256),
@@ -377,16 +483,19 @@ class HFModel:
             done.append((request, self._completion(request, stopped=used < len(row))))
         return done
 
-    def _decode(self, steps: int) -> list[tuple[_Request, Completion]]:
-        """Up to ``steps`` more tokens for every running row; returns the requests done."""
+    def _decode(self, steps: int, until: Callable[[], bool] | None = None) -> list[tuple[_Request, Completion]]:
+        """Up to ``steps`` more tokens for every running row, on half the CPU threads, stopping
+        early once ``until()`` (prompts read that join, or room for waiting ones); returns the
+        requests done."""
         torch = _torch()
+        self._threads(self.threads // 2)
         done: list[tuple[_Request, Completion]] = []
         for _ in range(steps):
             rows = self._running
-            if rows is None:
+            if rows is None or (until is not None and until()):
                 break
             rows.mask = torch.cat([rows.mask, rows.mask.new_ones((len(rows.requests), 1))], dim=1)
-            with self._lock, torch.inference_mode():
+            with self._decoding, torch.inference_mode():
                 logits = self.model(
                     input_ids=rows.tokens[:, None],
                     attention_mask=rows.mask,
@@ -442,7 +551,8 @@ class HFModel:
         return done
 
     def _completion(self, request: _Request, stopped: bool) -> Completion:
-        text = self.processor.decode(request.generated, skip_special_tokens=True)
+        with self._processing:
+            text = self.processor.decode(request.generated, skip_special_tokens=True)
         tools = request.options.get("tools")
         text, calls, _ = split_tool_calls(text) if tools else (text, [], [])
         return Completion(
