@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from roadthink.cli import app
@@ -404,8 +405,8 @@ def test_prompts_read_one_by_one_batch_as_the_processor_batches_them(model: HFMo
     loop = asyncio.new_event_loop()
     indices = (0, 9, 40)  # different tasks and lengths, one or more images
     read = [model._read(ask(bench, i), None) for i in indices]
-    ahead = [_Request(chat, images, {}, loop.create_future(), inputs=inputs) for chat, images, inputs in read]
-    together = [_Request(chat, images, {}, loop.create_future()) for chat, images, _ in read]
+    ahead = [_Request(chat, images, {}, loop.create_future(), inputs=inputs) for chat, images, inputs, _ in read]
+    together = [_Request(chat, images, {}, loop.create_future()) for chat, images, _, _ in read]
     assert all(r.inputs is not None for r in ahead)
     assert len({r.size for r in ahead}) == len(indices)  # sized by their tokens
     joined, whole = model._prompts(ahead), model._prompts(together)
@@ -455,3 +456,49 @@ def test_rows_go_on_decoding_while_the_next_prompts_are_read(
     replies = asyncio.run(staggered())
     assert waited and all(waited)
     assert [c.text for c in replies] == [c.text for c in alone]
+
+
+def test_an_image_asked_about_again_is_not_encoded_again(model: HFModel, tiny_model: Path, bench, monkeypatch) -> None:
+    """The vision tower's features are kept by the image's pixels: a second question on the same
+    camera image encodes nothing, and every reply is that of a model that keeps none."""
+    keeping = HFModel(str(tiny_model), max_tokens=8, threads=1)
+    none_kept = HFModel(str(tiny_model), max_tokens=8, threads=1, image_cache_mb=0)
+    first = bench.samples[0]
+    again = next(i for i, s in enumerate(bench.samples) if s.images == first.images and s.question != first.question)
+    encoded: list[int] = []
+    encode = keeping.model.get_image_features
+
+    def counted(pixel_values, grids, **kwargs):
+        encoded.append(len(grids))
+        return encode(pixel_values, grids, **kwargs)
+
+    monkeypatch.setattr(keeping.model, "get_image_features", counted)
+    replies = [asyncio.run(keeping.generate(ask(bench, i))) for i in (0, again, 0)]
+    assert encoded == [len(first.images)]
+    assert [c.text for c in replies] == [asyncio.run(none_kept.generate(ask(bench, i))).text for i in (0, again, 0)]
+    assert none_kept.images.room == 0 and not none_kept.images.kept
+
+
+def test_kept_image_features_stay_within_their_room(model: HFModel, tiny_model: Path, bench) -> None:
+    small = HFModel(str(tiny_model), max_tokens=2, threads=1, image_cache_mb=0.01)  # room for a few of them
+    asked = range(0, 80, 4)
+    for i in asked:
+        asyncio.run(small.generate(ask(bench, i)))
+    seen = {image for i in asked for image in bench.samples[i].images}
+    assert 0 < len(small.images.kept) < len(seen) and 0 < small.images.used <= small.images.room
+    assert HFModel(str(tiny_model), loaded=(model.processor, model.model)).images.room == 0  # weights may change
+
+
+def test_an_image_file_changed_since_it_was_read_is_read_again(model: HFModel, bench, tmp_path: Path) -> None:
+    sample = bench.samples[0]
+    path = tmp_path / "camera.png"
+    path.write_bytes((bench.path / sample.images[0]).read_bytes())
+    messages = messages_for(sample, [path.as_uri()])
+    _, before, _, keys_before = model._read(messages, None)
+    read_at = path.stat().st_mtime_ns
+    with Image.open(path) as image:
+        image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(path)
+    os.utime(path, ns=(read_at + 10**9, read_at + 10**9))  # a second later, whatever the file system's clock
+    _, after, _, keys_after = model._read(messages, None)
+    assert before[0].tobytes() != after[0].tobytes() and keys_before != keys_after
+    assert model._read(messages, None)[1][0] is after[0]  # unchanged since: kept

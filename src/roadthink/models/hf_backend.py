@@ -23,12 +23,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
+import hashlib
+import inspect
 import io
 import json
 import os
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,15 +122,66 @@ def load_image(url: str, where: str) -> Any:
     return image.convert("RGB")
 
 
+class ImageFeatures:
+    """The vision tower's features of the images seen lately, by a digest of their pixels, up
+    to ``room_mb``: an image asked about again is not encoded again. For models whose forward
+    takes them ready-made (``mm_encoder_outputs``, transformers' own) and whose processor gives
+    Qwen-VL's flat patches with their grids; none are kept otherwise."""
+
+    def __init__(self, model: Any, room_mb: float) -> None:
+        takes = "mm_encoder_outputs" in inspect.signature(model.forward).parameters
+        self.model = model
+        self.room = int(room_mb * 2**20) if takes and hasattr(model, "get_image_features") else 0
+        self.kept: OrderedDict[bytes, Any] = OrderedDict()
+        self.used = 0
+
+    def keys(self, images: list[Any]) -> list[bytes] | None:
+        """A prompt's images' keys, digests of their pixels as the processor is given them
+        (None when no cache is kept)."""
+        if not self.room:
+            return None
+        return [_digest(image) for image in images]
+
+    def features(self, pixel_values: Any, grids: Any, keys: list[bytes]) -> Any:
+        """The features of a batch's images (``keys`` in order), in the form the model's
+        ``get_image_features`` gives them: those not kept are encoded together, then kept."""
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        patches = pixel_values.split(grids.prod(-1).tolist())
+        new = list({key: i for i, key in enumerate(keys) if key not in self.kept}.items())
+        if new:
+            found = self.model.get_image_features(
+                _torch().cat([patches[i] for _, i in new]), grids[[i for _, i in new]], return_dict=True
+            ).pooler_output
+            for (key, _), feature in zip(new, found, strict=True):
+                self.kept[key] = feature
+                self.used += feature.numel() * feature.element_size()
+        chosen = tuple(self.kept[key] for key in keys)
+        for key in keys:
+            self.kept.move_to_end(key)
+        while self.used > self.room and self.kept:
+            _, dropped = self.kept.popitem(last=False)
+            self.used -= dropped.numel() * dropped.element_size()
+        return BaseModelOutputWithPooling(pooler_output=chosen)
+
+
+def _digest(image: Any) -> bytes:
+    digest = hashlib.blake2b(repr((image.size, image.mode)).encode(), digest_size=16)
+    digest.update(image.tobytes())
+    return digest.digest()
+
+
 def pads_alone(keys: set[str]) -> bool:
     """Whether prompts read one by one with these processor outputs batch by left padding alone:
     token rows, and images only as Qwen-VL's flat patches with their grids."""
     return keys <= set(PADDED) | JOINED and ("pixel_values" not in keys or "image_grid_thw" in keys)
 
 
-def chat_and_images(messages: list[Message]) -> tuple[list[dict[str, Any]], list[Any]]:
+def chat_and_images(
+    messages: list[Message], load: Callable[[str, str], Any] = load_image
+) -> tuple[list[dict[str, Any]], list[Any]]:
     """``messages`` in the chat-template shape transformers' processors read (an image part
-    becomes ``{"type": "image"}``), and their images in order."""
+    becomes ``{"type": "image"}``), and their images in order, each as ``load`` gives it."""
     chat: list[dict[str, Any]] = []
     images: list[Any] = []
     for m, message in enumerate(messages):
@@ -139,7 +194,7 @@ def chat_and_images(messages: list[Message]) -> tuple[list[dict[str, Any]], list
                 if isinstance(part, TextPart):
                     entry["content"].append({"type": "text", "text": part.text})
                 else:
-                    images.append(load_image(part.image_url.url, f"message {m} part {p}"))
+                    images.append(load(part.image_url.url, f"message {m} part {p}"))
                     entry["content"].append({"type": "image"})
         if message.tool_calls:
             entry["tool_calls"] = [
@@ -170,7 +225,8 @@ class _Request:
     generated: list[int] = field(default_factory=list)  # reply tokens so far
     steps: list[TokenLogprob] = field(default_factory=list)  # their log-probabilities, when asked for
     prompt_tokens: int = 0
-    inputs: Any = None  # the prompt as the processor reads it, when read on arrival (``HFModel._prompt``)
+    inputs: Any = None  # the prompt as the processor reads it, when read on arrival (``HFModel._prompts``)
+    image_keys: list[bytes] | None = None  # a digest of each image's patches, for the cache of their features
 
     @property
     def size(self) -> tuple[int, int]:
@@ -214,13 +270,17 @@ class HFModel:
         chunk_tokens: int = 32,
         loaded: tuple[Any, Any] | None = None,
         name: str | None = None,
+        image_cache_mb: float = 64,
     ) -> None:
         """``batch_size``: the most rows decoded together. ``chunk_tokens``: reply tokens decoded
         between looks at the queue; requests that arrived meanwhile join the rows still going
         (their prompts read once, their KV cache put beside the others').
         ``loaded``: (processor, model) already in memory, e.g. a model in training, used as
         they are instead of loading ``path``.
-        ``name``: the model string runs record (default ``hf:<path>``)."""
+        ``name``: the model string runs record (default ``hf:<path>``).
+        ``image_cache_mb``: room for the vision tower's features of images already seen (the
+        bench asks several questions of each camera image), kept for models loaded here, whose
+        weights do not change: none for a ``loaded`` one."""
         if not path:
             raise RoadthinkError("hf: needs a model folder or Hugging Face id, e.g. hf:models/tiny")
         self.name = name or f"hf:{path}"
@@ -250,6 +310,8 @@ class HFModel:
         self._decoding = threading.Lock()
         # fast tokenizers fail ("Already borrowed") when one thread changes their padding while another uses them
         self._processing = threading.Lock()
+        self.images = ImageFeatures(self.model, 0 if loaded else image_cache_mb)
+        self._file_image = functools.lru_cache(maxsize=256)(self._fit_file)
 
     def __repr__(self) -> str:
         return f"HFModel({self.path!r}, device={self.device!r})"
@@ -258,23 +320,42 @@ class HFModel:
         """Queue the request and wait for its reply. Bad images or tool arguments raise
         ValueError with a one-line reason; the run records it against the sample."""
         settings = {key: options.get(key, self.defaults.get(key)) for key in GENERATION_OPTIONS}
-        chat, images, inputs = await asyncio.to_thread(self._read, messages, settings.get("tools"))
-        request = _Request(chat, images, settings, asyncio.get_running_loop().create_future(), inputs=inputs)
+        chat, images, inputs, keys = await asyncio.to_thread(self._read, messages, settings.get("tools"))
+        future = asyncio.get_running_loop().create_future()
+        request = _Request(chat, images, settings, future, inputs=inputs, image_keys=keys)
         self._pending.append(request)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
         return await request.future
 
-    def _read(self, messages: list[Message], tools: Any) -> tuple[list[dict[str, Any]], list[Any], Any]:
+    def _read(self, messages: list[Message], tools: Any) -> tuple[list[dict[str, Any]], list[Any], Any, Any]:
         """The chat, its images resized to the processor's size, and, for models whose prompts
-        batch by padding alone (``_prompt``), the processor's reading of it: done here, beside
-        the threads that read and decode, rather than in them when the request joins."""
-        chat, images = chat_and_images(messages)
-        images = [self.sizer.fit(image) for image in images]
+        batch by padding alone (``_prompts``), the processor's reading of it and its images'
+        keys in the feature cache: done here, beside the threads that read and decode, rather
+        than in them when the request joins."""
+        chat, images = chat_and_images(messages, self._image)
         text = self.processor.apply_chat_template(chat, tools=tools, add_generation_prompt=True, tokenize=False)
         with self._processing:
             inputs = self.processor(text=[text], images=[images] if images else None, return_tensors="pt", padding=True)
-        return chat, images, inputs if pads_alone(set(inputs)) else None
+        if not pads_alone(set(inputs)):
+            return chat, images, None, None
+        return chat, images, inputs, self.images.keys(images) if "image_grid_thw" in inputs else None
+
+    def _image(self, url: str, where: str) -> Any:
+        """An image part's image at the processor's size; a file's is kept for when it is asked
+        about again (by path, size and modification time), as the bench asks several questions
+        of each camera image."""
+        if url.startswith("file:"):
+            path = Path(url2pathname(urlparse(url).path))
+            try:
+                found = path.stat()
+            except OSError:
+                return load_image(url, where)  # says what is wrong, in one line
+            return self._file_image(str(path), found.st_size, found.st_mtime_ns, url, where)
+        return self.sizer.fit(load_image(url, where))
+
+    def _fit_file(self, path: str, size: int, modified: int, url: str, where: str) -> Any:
+        return self.sizer.fit(load_image(url, where))
 
     def _prompts(self, batch: list[_Request]) -> Any:
         """The prompts of ``batch`` as one left-padded batch, as the processor would pad them: put
@@ -400,6 +481,11 @@ class HFModel:
         try:
             self._threads(threads)
             inputs = self._prompts(batch).to(self.device)
+            keys = [key for r in batch for key in r.image_keys or []]
+            if self.images.room and len(keys) == len(inputs.get("image_grid_thw", ())) > 0:
+                with self._reading, torch.inference_mode():
+                    features = self.images.features(inputs.pop("pixel_values"), inputs["image_grid_thw"], keys)
+                inputs["mm_encoder_outputs"] = {"image": features}
             mask = inputs["attention_mask"]
             for request, tokens in zip(batch, mask.sum(1).tolist(), strict=True):
                 request.prompt_tokens = int(tokens)
