@@ -431,6 +431,9 @@ def test_rows_go_on_decoding_while_the_next_prompts_are_read(
     waited: list[bool] = []
 
     def counted(steps_asked, until=None):
+        deadline = time.perf_counter() + 30
+        while steps[0] == 0 and len(overlapped._pending) < 2 and time.perf_counter() < deadline:
+            time.sleep(0.005)  # the first step waits for the later requests, however slow the machine
         done = decode(1, until)
         with stepped:
             steps[0] += 1
@@ -438,7 +441,7 @@ def test_rows_go_on_decoding_while_the_next_prompts_are_read(
         return done
 
     def slow_read(batch, threads, ready):
-        if overlapped._running is not None:  # rows are decoding: wait for a step they take from now on
+        if overlapped._running is not None:  # rows are running: wait for a step they take from now on
             with stepped:
                 before = steps[0]
                 waited.append(stepped.wait_for(lambda: steps[0] > before, timeout=20))
@@ -451,7 +454,8 @@ def test_rows_go_on_decoding_while_the_next_prompts_are_read(
         first = asyncio.ensure_future(overlapped.generate(ask(bench, 0)))
         while overlapped._running is None:
             await asyncio.sleep(0.005)
-        return [await first, *await asyncio.gather(*(overlapped.generate(ask(bench, i)) for i in (5, 10)))]
+        later = [asyncio.ensure_future(overlapped.generate(ask(bench, i))) for i in (5, 10)]
+        return await asyncio.gather(first, *later)
 
     replies = asyncio.run(staggered())
     assert waited and all(waited)

@@ -226,7 +226,7 @@ class _Request:
     steps: list[TokenLogprob] = field(default_factory=list)  # their log-probabilities, when asked for
     prompt_tokens: int = 0
     inputs: Any = None  # the prompt as the processor reads it, when read on arrival (``HFModel._prompts``)
-    image_keys: list[bytes] | None = None  # a digest of each image's patches, for the cache of their features
+    image_keys: list[bytes] | None = None  # a digest of each image's pixels, for the cache of their features
 
     @property
     def size(self) -> tuple[int, int]:
@@ -349,13 +349,13 @@ class HFModel:
             path = Path(url2pathname(urlparse(url).path))
             try:
                 found = path.stat()
-            except OSError:
-                return load_image(url, where)  # says what is wrong, in one line
-            return self._file_image(str(path), found.st_size, found.st_mtime_ns, url, where)
+                return self._file_image(str(path), found.st_size, found.st_mtime_ns)
+            except (OSError, ValueError):
+                pass  # read again below, to say what is wrong with this part in one line
         return self.sizer.fit(load_image(url, where))
 
-    def _fit_file(self, path: str, size: int, modified: int, url: str, where: str) -> Any:
-        return self.sizer.fit(load_image(url, where))
+    def _fit_file(self, path: str, size: int, modified: int) -> Any:
+        return self.sizer.fit(load_image(Path(path).as_uri(), path))
 
     def _prompts(self, batch: list[_Request]) -> Any:
         """The prompts of ``batch`` as one left-padded batch, as the processor would pad them: put
