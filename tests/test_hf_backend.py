@@ -27,7 +27,7 @@ from roadthink.eval.prompt import messages_for
 from roadthink.eval.result import finished_results
 from roadthink.eval.runner import RunConfig, run
 from roadthink.models.base import resolve_model
-from roadthink.models.hf_backend import HFModel, _Request, chat_and_images
+from roadthink.models.hf_backend import HFModel, Kept, _Request, chat_and_images
 from roadthink.models.kv_rows import Rows
 from roadthink.models.toolcalls import split_tool_calls
 from roadthink.models.types import ImagePart, ImageURL, Message, TextPart
@@ -480,7 +480,7 @@ def test_an_image_asked_about_again_is_not_encoded_again(model: HFModel, tiny_mo
     replies = [asyncio.run(keeping.generate(ask(bench, i))) for i in (0, again, 0)]
     assert encoded == [len(first.images)]
     assert [c.text for c in replies] == [asyncio.run(none_kept.generate(ask(bench, i))).text for i in (0, again, 0)]
-    assert none_kept.images.room == 0 and not none_kept.images.kept
+    assert none_kept.images.room == 0 and not none_kept.images.kept.values
 
 
 def test_kept_image_features_stay_within_their_room(model: HFModel, tiny_model: Path, bench) -> None:
@@ -489,7 +489,7 @@ def test_kept_image_features_stay_within_their_room(model: HFModel, tiny_model: 
     for i in asked:
         asyncio.run(small.generate(ask(bench, i)))
     seen = {image for i in asked for image in bench.samples[i].images}
-    assert 0 < len(small.images.kept) < len(seen) and 0 < small.images.used <= small.images.room
+    assert 0 < len(small.images.kept.values) < len(seen) and 0 < small.images.kept.used <= small.images.room
     assert HFModel(str(tiny_model), loaded=(model.processor, model.model)).images.room == 0  # weights may change
 
 
@@ -506,3 +506,16 @@ def test_an_image_file_changed_since_it_was_read_is_read_again(model: HFModel, b
     _, after, _, keys_after = model._read(messages, None)
     assert before[0].tobytes() != after[0].tobytes() and keys_before != keys_after
     assert model._read(messages, None)[1][0] is after[0]  # unchanged since: kept
+
+
+def test_kept_values_drop_the_least_lately_used_past_their_room() -> None:
+    kept = Kept(10, len)
+    kept.put("a", "xxxx")
+    kept.put("b", "xxxx")
+    assert kept.get("a") == "xxxx"  # now the latest used: b goes first
+    kept.put("c", "xxx")
+    assert kept.get("b") is None and kept.get("a") == "xxxx" and kept.used == 7
+    kept.put("a", "x")  # a new value for a key counts once
+    assert kept.used == 4 and list(kept.values) == ["c", "a"]
+    kept.put("d", "x" * 11)  # more than the room: kept by no one
+    assert kept.get("d") is None and kept.used <= 10

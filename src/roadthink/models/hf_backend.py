@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import functools
 import hashlib
 import inspect
 import io
@@ -54,6 +53,7 @@ HUB = "huggingface.co"
 # value padding takes) and Qwen-VL's images, their patches one after another, however many a prompt has
 PADDED = {"input_ids": 0, "attention_mask": 0, "mm_token_type_ids": 0, "token_type_ids": 0}
 JOINED = {"pixel_values", "image_grid_thw"}
+FILE_IMAGES_MB = 64  # room for image files resized to the processor's size, kept for when they are asked about again
 GENERATION_OPTIONS = ("max_tokens", "temperature", "top_p", "seed", "tools", "logprobs", "top_logprobs")
 
 
@@ -122,6 +122,34 @@ def load_image(url: str, where: str) -> Any:
     return image.convert("RGB")
 
 
+class Kept:
+    """Values by key, the least lately used dropped once they take more than ``room`` bytes
+    (``size`` of a value says how many one takes); safe to share between threads."""
+
+    def __init__(self, room: int, size: Callable[[Any], int]) -> None:
+        self.room, self.size = room, size
+        self.values: OrderedDict[Any, Any] = OrderedDict()
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        """The value kept for ``key`` (None when there is none)."""
+        with self._lock:
+            if key not in self.values:
+                return None
+            self.values.move_to_end(key)
+            return self.values[key]
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            if key in self.values:
+                self.used -= self.size(self.values.pop(key))
+            self.values[key] = value
+            self.used += self.size(value)
+            while self.used > self.room and self.values:
+                self.used -= self.size(self.values.popitem(last=False)[1])
+
+
 class ImageFeatures:
     """The vision tower's features of the images seen lately, by a digest of their pixels, up
     to ``room_mb``: an image asked about again is not encoded again. For models whose forward
@@ -132,8 +160,7 @@ class ImageFeatures:
         takes = "mm_encoder_outputs" in inspect.signature(model.forward).parameters
         self.model = model
         self.room = int(room_mb * 2**20) if takes and hasattr(model, "get_image_features") else 0
-        self.kept: OrderedDict[bytes, Any] = OrderedDict()
-        self.used = 0
+        self.kept = Kept(self.room, lambda feature: feature.numel() * feature.element_size())
 
     def keys(self, images: list[Any]) -> list[bytes] | None:
         """A prompt's images' keys, digests of their pixels as the processor is given them
@@ -147,22 +174,17 @@ class ImageFeatures:
         ``get_image_features`` gives them: those not kept are encoded together, then kept."""
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-        patches = pixel_values.split(grids.prod(-1).tolist())
-        new = list({key: i for i, key in enumerate(keys) if key not in self.kept}.items())
+        found = {key: self.kept.get(key) for key in keys}
+        new = [(key, keys.index(key)) for key, feature in found.items() if feature is None]
         if new:
-            found = self.model.get_image_features(
+            patches = pixel_values.split(grids.prod(-1).tolist())
+            encoded = self.model.get_image_features(
                 _torch().cat([patches[i] for _, i in new]), grids[[i for _, i in new]], return_dict=True
             ).pooler_output
-            for (key, _), feature in zip(new, found, strict=True):
-                self.kept[key] = feature
-                self.used += feature.numel() * feature.element_size()
-        chosen = tuple(self.kept[key] for key in keys)
-        for key in keys:
-            self.kept.move_to_end(key)
-        while self.used > self.room and self.kept:
-            _, dropped = self.kept.popitem(last=False)
-            self.used -= dropped.numel() * dropped.element_size()
-        return BaseModelOutputWithPooling(pooler_output=chosen)
+            for (key, _), feature in zip(new, encoded, strict=True):
+                found[key] = feature
+                self.kept.put(key, feature)
+        return BaseModelOutputWithPooling(pooler_output=tuple(found[key] for key in keys))
 
 
 def _digest(image: Any) -> bytes:
@@ -311,7 +333,7 @@ class HFModel:
         # fast tokenizers fail ("Already borrowed") when one thread changes their padding while another uses them
         self._processing = threading.Lock()
         self.images = ImageFeatures(self.model, 0 if loaded else image_cache_mb)
-        self._file_image = functools.lru_cache(maxsize=256)(self._fit_file)
+        self._files = Kept(FILE_IMAGES_MB * 2**20, lambda image: image.width * image.height * len(image.getbands()))
 
     def __repr__(self) -> str:
         return f"HFModel({self.path!r}, device={self.device!r})"
@@ -349,13 +371,15 @@ class HFModel:
             path = Path(url2pathname(urlparse(url).path))
             try:
                 found = path.stat()
-                return self._file_image(str(path), found.st_size, found.st_mtime_ns)
-            except (OSError, ValueError):
-                pass  # read again below, to say what is wrong with this part in one line
+            except OSError:
+                return load_image(url, where)  # says what is wrong with this part, in one line
+            key = (str(path), found.st_size, found.st_mtime_ns)
+            image = self._files.get(key)
+            if image is None:
+                image = self.sizer.fit(load_image(url, where))
+                self._files.put(key, image)
+            return image
         return self.sizer.fit(load_image(url, where))
-
-    def _fit_file(self, path: str, size: int, modified: int) -> Any:
-        return self.sizer.fit(load_image(Path(path).as_uri(), path))
 
     def _prompts(self, batch: list[_Request]) -> Any:
         """The prompts of ``batch`` as one left-padded batch, as the processor would pad them: put
