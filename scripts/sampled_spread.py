@@ -7,9 +7,8 @@ it gets right more often than others, which GRPO can reinforce).
 
 Measured on the shipped SFT model (2026-12-07), 20 val samples a task of perception and spatial,
 K = 8 at temperature 0.8: greedy 35.8 %, sampled 35.1 %, pass@8 89.6 %, mixed groups 88.3 %; the
-spread is 2.5 for colour and 2.3 for perspective, 0.86–0.99 for side, distance and lane (rough, from
-20 prompts a task): there,
-a right answer is a lucky draw, and GRPO's reward is noise.
+spread is 2.5 for colour and 2.3 for perspective, 0.86–0.99 for side, distance and lane (rough,
+from 20 prompts a task): there a right answer is a lucky draw, and GRPO's reward is noise.
 
 ``.venv/bin/python scripts/sampled_spread.py [MODEL] [--bench DIR] [--k 8] [--temperature 0.8]
 [--families perception,spatial] [--size 20] [--out runs/spread]`` (resumes; a few minutes on 2
