@@ -519,3 +519,24 @@ def test_kept_values_drop_the_least_lately_used_past_their_room() -> None:
     assert kept.used == 4 and list(kept.values) == ["c", "a"]
     kept.put("d", "x" * 11)  # more than the room: kept by no one
     assert kept.get("d") is None and kept.used <= 10
+
+
+def test_a_processor_whose_prompts_do_not_pad_alone_is_read_in_batches(
+    model: HFModel, tiny_model: Path, bench, monkeypatch
+) -> None:
+    """Where one prompt's processor output cannot be batched by padding (SmolVLM's image
+    tiles…), prompts are read together when they join, and no longer one by one as well."""
+    from roadthink.models import hf_backend
+
+    alone = [asyncio.run(model.generate(ask(bench, i))).text for i in (0, 9, 40)]
+    together = HFModel(str(tiny_model), max_tokens=8, threads=1, loaded=(model.processor, model.model))
+    monkeypatch.setattr(hf_backend, "pads_alone", lambda keys: False)
+    calls = count_batches(together, monkeypatch)
+
+    async def ask_all():
+        return await asyncio.gather(*(together.generate(ask(bench, i)) for i in (0, 9, 40)))
+
+    replies = asyncio.run(ask_all())
+    assert not together._pads_alone and sum(calls) == 3
+    assert [c.text for c in replies] == alone
+    assert together._read(ask(bench, 0), None)[2:] == (None, None)

@@ -322,6 +322,7 @@ class HFModel:
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.sizer = ImageSizer(self.processor)
         self._continuous = True  # False once the model's KV cache proves not to be a plain dynamic one
+        self._pads_alone = True  # False once the processor proves to give more than pads_alone() batches
         self._penalty = float(getattr(self.model.generation_config, "repetition_penalty", None) or 1.0)
         self._pending: list[_Request] = []
         self._running: Rows | None = None
@@ -356,10 +357,13 @@ class HFModel:
         keys in the feature cache: done here, beside the threads that read and decode, rather
         than in them when the request joins."""
         chat, images = chat_and_images(messages, self._image)
+        if not self._pads_alone:
+            return chat, images, None, None
         text = self.processor.apply_chat_template(chat, tools=tools, add_generation_prompt=True, tokenize=False)
         with self._processing:
             inputs = self.processor(text=[text], images=[images] if images else None, return_tensors="pt", padding=True)
         if not pads_alone(set(inputs)):
+            self._pads_alone = False  # its prompts are read together from now on, not twice
             return chat, images, None, None
         return chat, images, inputs, self.images.keys(images) if "image_grid_thw" in inputs else None
 
@@ -429,7 +433,7 @@ class HFModel:
                 reading = asyncio.ensure_future(asyncio.to_thread(self._read_prompts, batch, threads, read))
             if self._running and not (reading and read.is_set()):
                 try:
-                    until = read.is_set if reading else self._room_to_join
+                    until = read.is_set if reading else lambda: bool(self._joining())
                     self._settle(await asyncio.to_thread(self._decode, self.chunk_tokens, until))
                 except Exception as error:
                     self._fail(self._running.requests, error)
@@ -468,17 +472,6 @@ class HFModel:
         if first.batch_key != self._running.key:
             return []
         return self._next_batch(first.batch_key, self.batch_size - len(self._running.requests))
-
-    def _room_to_join(self) -> bool:
-        """Whether a waiting request would join the running rows now (``_joining`` would pick
-        one): the longest-waiting is of their kind and rows have left room."""
-        rows, pending = self._running, self._pending
-        return (
-            bool(pending)
-            and rows is not None
-            and pending[0].batch_key == rows.key
-            and len(rows.requests) < self.batch_size
-        )
 
     def _next_batch(self, key: str, room: int) -> list[_Request]:
         """Up to ``room`` waiting requests of kind ``key``: the first waiting one and those
