@@ -359,7 +359,7 @@ class HFModel:
         chat, images = chat_and_images(messages, self._image)
         if not self._pads_alone:
             return chat, images, None, None
-        text = self.processor.apply_chat_template(chat, tools=tools, add_generation_prompt=True, tokenize=False)
+        text = self._template(chat, tools)
         with self._processing:
             inputs = self.processor(text=[text], images=[images] if images else None, return_tensors="pt", padding=True)
         if not pads_alone(set(inputs)):
@@ -385,6 +385,10 @@ class HFModel:
             return image
         return self.sizer.fit(load_image(url, where))
 
+    def _template(self, chat: list[dict[str, Any]], tools: Any) -> str:
+        """A chat as the model's template writes it, ready for the reply."""
+        return self.processor.apply_chat_template(chat, tools=tools, add_generation_prompt=True, tokenize=False)
+
     def _prompts(self, batch: list[_Request]) -> Any:
         """The prompts of ``batch`` as one left-padded batch, as the processor would pad them: put
         together from each request's own reading, or read together here when one has none."""
@@ -393,18 +397,12 @@ class HFModel:
 
         parts = [r.inputs for r in batch]
         if any(p is None for p in parts) or len({tuple(p) for p in parts}) > 1:
-            options = batch[0].options
-            texts = [
-                self.processor.apply_chat_template(
-                    r.chat, tools=options.get("tools"), add_generation_prompt=True, tokenize=False
-                )
-                for r in batch
-            ]
+            texts = [self._template(r.chat, batch[0].options.get("tools")) for r in batch]
             images = [r.images for r in batch] if batch[0].images else None
             with self._processing:
                 return self.processor(text=texts, images=images, return_tensors="pt", padding=True)
         width = max(p["input_ids"].shape[1] for p in parts)
-        pads = {**PADDED, "input_ids": self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0}
+        pads = {**PADDED, "input_ids": self._pad_id}
 
         def padded(value: Any, pad: int) -> Any:
             return torch.nn.functional.pad(value, (width - value.shape[1], 0), value=pad)
