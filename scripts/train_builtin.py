@@ -41,7 +41,12 @@ from roadthink.train.run import RECIPE, TrainSettings
 from roadthink.train.sft import train_sft
 from roadthink.train.vision import train_vision
 
+PLACEMENTS = ("side", "distance", "lane")  # what the caption stage's held-out check measures of placements
 MODEL_FILES = ("*.safetensors", "config.json", "generation_config.json", "*_config.json", "tokenizer.json", "*.jinja")
+
+
+# the tasks whose replies read the image first, in the captions' words
+LOOKED = ("color", "count", "exists", "light_state", "side", "distance", "lane")
 
 
 @dataclass(frozen=True)
@@ -82,24 +87,28 @@ class Recipe:
             caption_share=1 / 3,
             # not category: its caption is read barely above the majority class, and answered in
             # words it named categories that were not options (11 of 20 test replies unparsed)
-            look_first=("color", "count", "exists", "light_state"),
+            look_first=LOOKED,
         )
     )
-    # GRPO where the reward is an exact answer about what the images show: 4 prompts of 8 completions a step.
-    # Kept near the SFT model (a KL term, beta 0.04; lr 1e-4; samples at temperature 0.8): without the KL
-    # term, at lr 2e-4 and temperature 1, its reasoning turned into loose words (79 replies unparsed, not 13)
+    # GRPO on the questions whose replies read the image first (LOOKED; on the others a right sample is a lucky
+    # letter: scripts/sampled_spread.py), the reward an exact answer: 4 prompts of 8 completions a step.
+    # Kept near the SFT model (a KL term, beta 0.04; lr 1e-4): without the KL term, at lr 2e-4 and
+    # temperature 1, its reasoning turned into loose words (79 replies unparsed, not 13)
     grpo: TrainSettings = field(
         default_factory=lambda: TrainSettings(
             steps=200,
             batch_size=32,
             learning_rate=1e-4,
             save_steps=50,
-            families=("perception", "spatial"),
+            tasks=LOOKED,
             freeze_vision=True,
         )
     )
     grpo_rewards: GRPOSettings = field(
-        default_factory=lambda: GRPOSettings(generations=8, max_completion=128, temperature=0.8, beta=0.04)
+        # temperature 0.6: at 0.8 the SFT model's sampled replies to side questions were right for 52 % of val
+        # prompts where its greedy ones were for 70 % (scripts/sampled_spread.py): GRPO learnt from replies
+        # far from the greedy ones the evaluation reads; on the val split 31.5 % after GRPO at 0.6, 30.6 at 0.8
+        default_factory=lambda: GRPOSettings(generations=8, max_completion=128, temperature=0.6, beta=0.04)
     )
     eval_tokens: int = 256
 
@@ -159,10 +168,11 @@ def card(
 
     blocks = [("overall", {n: results[n]["overall"] for n in names})]
     blocks += [(f, {n: results[n]["by_family"][f] for n in names}) for f in families]
-    # the perception questions one by one: which of them the pixels answer
+    # the perception and spatial questions one by one: which of them the pixels answer
     asked = results["oracle"]["by_task"]
-    perceived = sorted(t.name for t in select_tasks() if t.family == "perception" and t.name in asked)
-    blocks += [(f"perception: {t}", {n: results[n]["by_task"][t] for n in names}) for t in perceived]
+    for family in ("perception", "spatial"):
+        tasks = sorted(t.name for t in select_tasks() if t.family == family and t.name in asked)
+        blocks += [(f"{family}: {t}", {n: results[n]["by_task"][t] for n in names}) for t in tasks]
     rows = [
         f"| {label} | {block['oracle']['n']} | {' | '.join(cell(block[n]) for n in names)} |" for label, block in blocks
     ]
@@ -196,12 +206,14 @@ two CPU cores, and trained only on roadthink-bench: it is a working fixture of t
 - vision pre-training (`roadthink train vision`, `roadthink.train.vision`): the vision tower alone, on the split's
   front-camera images and those of {recipe.vision_scenes:,} more scenes of the same mix (no questions), with heads
   on the mean of its merged tokens for the scene facts the perception questions ask about and a head on each token
-  for what it covers (exact ground truth from the scene files);
+  for what it covers: kind, colour, lit lamp, and where that road user is (distance bin, side, lane; exact ground
+  truth from the scene files);
   {_settings(recipe.vision)}; {runtime(stages["vision"]) / 60:.1f} min on 2 CPU cores;
   {_held_out(stages["vision"], "val_facts", recipe.vision_held_out)}
 - caption pre-training (`roadthink train captions`, `roadthink.train.captions`; TRL `SFTTrainer`, from the
   pre-trained tower{_frozen(recipe.captions)}): the language model writes each of the same images' facts as one
-  line (`cars 2; …; nearest car colour black; …; light red`), the loss on the caption only;
+  line (`cars 2; …; nearest car colour black; …; light red`) and, on a second, where each of up to four road users
+  the question names is (`the blue car: left, 20 to 40 m, an oncoming lane; …`), the loss on the caption only;
   {_settings(recipe.captions)}; {runtime(stages["captions"]) / 60:.1f} min on 2 CPU cores;
   {_held_out(stages["captions"], "val_captions", recipe.vision_held_out)}
 - SFT (TRL `SFTTrainer`, from the caption model{_frozen(recipe.sft)}, loss on the reply only):
@@ -210,7 +222,7 @@ two CPU cores, and trained only on roadthink-bench: it is a working fixture of t
   captions of the extra scenes, as in the caption stage, so that the language model keeps reading the tower;
   {_settings(recipe.sft)}; {runtime(stages["sft"]) / 60:.1f} min on 2 CPU cores
 - GRPO (TRL `GRPOTrainer`, from the SFT model{_frozen(recipe.grpo)}) on the
-  {", ".join(recipe.grpo.families or ["all"])} samples of the same split:
+  {", ".join(recipe.grpo.tasks or recipe.grpo.families or ["all"])} samples of the same split:
   rewards {", ".join(recipe.grpo_rewards.rewards)};
   {recipe.grpo_rewards.generations} completions per prompt of at most {recipe.grpo_rewards.max_completion} tokens,
   temperature {recipe.grpo_rewards.temperature}, beta {recipe.grpo_rewards.beta};
@@ -244,21 +256,29 @@ def _held_out(folder: Path, key: str, scenes: int) -> str:
     rows = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
     last = next(row for row in reversed(rows) if key in row)
     colour = "nearest car colour"
+    placed = [
+        f"{kind} {100 * last[f'val placed {kind}']:.0f} %"
+        + (f" ({100 * last[f'majority placed {kind}']:.0f} %)" if f"majority placed {kind}" in last else "")
+        for kind in PLACEMENTS
+        if f"val placed {kind}" in last
+    ]
     return (
         f"on {scenes} held-out scenes, facts right {100 * last[key]:.1f} % (the majority class: "
         f"{100 * last[key + '_majority']:.1f} %), the nearest car's colour {100 * last['val ' + colour]:.0f} % "
         f"({100 * last['majority ' + colour]:.0f} %)"
-    )
+    ) + (f"; named road users placed right: {', '.join(placed)}" if placed else "")
 
 
 def _looking(settings: TrainSettings) -> str:
-    """How SFT's replies to perception questions read the image (``captions.looking``)."""
+    """How SFT's replies to perception and placement questions read the image (``captions.looking``)."""
     if not settings.look_first:
         return ""
     return (
         f"; a reply to {', '.join(settings.look_first)} opens with what the image shows and answers with it, in the "
         "captions' words "
-        "(`<think>I see: nearest car colour white. …</think><answer>nearest car colour white</answer>`)"
+        "(`<think>I see: nearest car colour white. …</think><answer>nearest car colour white</answer>`, "
+        "`<think>I see: the blue car: left, 20 to 40 m, an oncoming lane. …</think>` then "
+        "`<answer>the blue car: left</answer>`)"
     )
 
 

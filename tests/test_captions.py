@@ -5,6 +5,7 @@ model folder SFT goes on from, resumably, judging held-out captions against the 
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -23,14 +24,23 @@ from roadthink.scene.io import load_scene
 from roadthink.train.captions import (
     LABELS,
     LOOKABLE,
+    PERCEIVED,
+    PLACED,
+    QUESTION,
     asked,
     caption,
     caption_rows,
     looking,
+    placed_in,
+    placement_accuracy,
+    placement_majority,
+    prompt,
     read_caption,
     read_facts,
+    read_placed,
     sight,
     train_captions,
+    where_question,
 )
 from roadthink.train.data import answer_text, target
 from roadthink.train.run import TrainSettings
@@ -43,6 +53,9 @@ def test_captions_state_every_fact_and_read_back(splits, tiny_model) -> None:
     examples = vision_examples(splits["train"][0], processor, None)
     for example in examples:
         assert read_caption(caption(example.facts)) == example.facts
+        written = caption(example.facts, example.placed)
+        assert read_caption(written) == example.facts
+        assert read_placed(written) == {name: set(words.split(", ")) for name, words in example.placed}
     first = caption(examples[0].facts)
     assert first.startswith("cars ") and first.count("; ") == len(FACTS) - 1
     # a model's caption may leave facts out, repeat them or name classes a fact does not have
@@ -50,6 +63,34 @@ def test_captions_state_every_fact_and_read_back(splits, tiny_model) -> None:
     assert said[list(FACTS).index("nearest car colour")] == FACTS["nearest car colour"].index("red")
     assert said[list(FACTS).index("ego light")] == FACTS["ego light"].index("green")
     assert said.count(-1) == len(FACTS) - 2
+
+
+def test_captions_place_the_road_users_the_question_names(splits, tiny_model) -> None:
+    processor = load(str(tiny_model), "cpu", torch.float32)[0]
+    examples = [e for e in vision_examples(splits["train"][0], processor, None) if len(e.placed) > 1]
+    assert examples, "the split's images name no two road users"
+    example = examples[0]
+    names = [name for name, _ in example.placed]
+    asked = prompt(example)[0].content[1].text
+    assert asked.startswith(QUESTION) and asked.endswith(f"{names[-2]} and {names[-1]}?")
+    assert where_question(["the bus"]) == "Where is the bus?"
+    # placements are judged per kind, on the road users each example places; left out is wrong
+    truth = caption(example.facts, example.placed)
+    assert "side" in placement_accuracy([truth], [example]) and set(
+        placement_accuracy([truth], [example]).values()
+    ) == {1.0}
+    name, words = example.placed[0]
+    swapped = words.replace("left", "RIGHT").replace("right", "left").replace("RIGHT", "right")
+    wrong = truth.replace(f"{name}: {words}", f"{name}: {swapped}", 1)
+    sides = [w for _, ws in example.placed for w in ws.split(", ") if w in ("left", "right")]
+    if swapped != words:
+        assert placement_accuracy([wrong], [example])["side"] == pytest.approx((len(sides) - 1) / len(sides))
+    assert set(placement_accuracy([caption(example.facts)], [example]).values()) == {0.0}  # no second line
+    # beside the commonest placement of the train examples
+    assert placement_majority([example], [example])["side"] == max(Counter(sides).values()) / len(sides)
+    others = [e for e in examples if e is not example]
+    majority = placement_majority(others, [example])
+    assert set(majority) <= {"side", "distance", "lane"} and all(0.0 <= v <= 1.0 for v in majority.values())
 
 
 def test_caption_stage_trains_the_language_model_and_merger_and_resumes(tiny_model, splits, tmp_path) -> None:
@@ -62,6 +103,7 @@ def test_caption_stage_trains_the_language_model_and_merger_and_resumes(tiny_mod
     checks = [row for row in rows if "val_captions" in row]
     assert [row["step"] for row in checks] == [2, 4]  # and not again at the end: step 4 is the end
     assert all(0.0 <= row["val_captions"] <= 1.0 for row in checks)
+    assert all(0.0 <= row[f"{figure} placed side"] <= 1.0 for row in checks for figure in ("val", "majority"))
     processor = load(str(tiny_model), "cpu", torch.float32)[0]
     train = vision_examples(splits["train"][0], processor, None)
     majority = majority_accuracy(train, vision_examples(splits["test"][0], processor, None))
@@ -100,7 +142,8 @@ def test_caption_rows_make_up_the_share_asked_from_the_folders_in_turn(tiny_mode
     processor = load(str(tiny_model), "cpu", torch.float32)[0]
     rows = caption_rows([extra, splits["train"][0]], processor, tmp_path / "images", 1 / 3, 14)
     assert len(rows) == 7  # a third of 21
-    assert rows[0]["completion"][0]["content"][0]["text"] == caption(vision_examples(extra, processor, None)[0].facts)
+    first = vision_examples(extra, processor, None)[0]
+    assert rows[0]["completion"][0]["content"][0]["text"] == caption(first.facts, first.placed)
     assert all(len(images) == 1 for images in rows["images"])
     with pytest.raises(RoadthinkError, match="between 0 and 1"):
         caption_rows([extra], processor, tmp_path / "images", 1.0, 14)
@@ -112,8 +155,8 @@ def test_sft_with_captions_among_its_rows(tiny_model, splits, tmp_path) -> None:
     args += ["--steps", "2", "--batch-size", "4", "--limit", "8", "--captions", str(splits["train"][0])]
     result = CliRunner().invoke(app, args)
     assert result.exit_code != 0 and "--caption-share" in result.output
-    result = CliRunner().invoke(app, [*args, "--caption-share", "0.5", "--look-first", "color,lane"])
-    assert result.exit_code != 0 and "no caption fact answers lane: look first only at category, color" in result.output
+    result = CliRunner().invoke(app, [*args, "--caption-share", "0.5", "--look-first", "color,position"])
+    assert result.exit_code != 0 and "no caption fact answers position: look first only at category" in result.output
     chosen = ["--caption-share", "0.5", "--look-first", "color,exists", "--tasks", "color"]
     result = CliRunner().invoke(app, [*args, *chosen])
     assert result.exit_code == 0, result.output
@@ -128,8 +171,10 @@ def test_looking_replies_read_the_image_in_the_captions_words_and_answer_in_them
     bench = load_bench(splits["train"][0])
     reply, some = looking(bench, LOOKABLE), looking(bench, ("color", "exists"))
     perception = [s for s in bench.samples if s.family == "perception"]
-    assert {s.task for s in perception} == set(LOOKABLE)
+    assert {s.task for s in perception} == set(PERCEIVED)
     for sample in bench.samples:
+        if sample.task in PLACED:  # checked below
+            continue
         if sample.family != "perception":  # no caption fact is what these rest on: the plain target
             assert asked(sample) == [] and reply(sample) == target(sample)
             continue
@@ -145,3 +190,22 @@ def test_looking_replies_read_the_image_in_the_captions_words_and_answer_in_them
         assert reply(sample) == target(sample, sight=f"I see: {said}. ", answer=answer)
         # which the evaluation reads as the sample's answer
         assert parse_answer(reply(sample), sample.answer_type, sample.choices).value == sample.answer
+
+
+def test_looking_replies_to_placement_questions_place_the_named_road_user_first(splits) -> None:
+    bench = load_bench(splits["train"][0])
+    reply, some = looking(bench, LOOKABLE), looking(bench, ("color",))
+    placed = [s for s in bench.samples if s.task in PLACED]
+    assert {s.task for s in placed} == set(PLACED)
+    for sample in placed:
+        scene = load_scene(bench.path / sample.scene)
+        name, words = placed_in(sample, scene)
+        assert name.lower() in sample.question.lower()  # the road user the question names
+        assert answer_text(sample) in words.split(", ")  # its placement holds the answer
+        assert reply(sample) == target(
+            sample, sight=f"I see: {name}: {words}. ", answer=f"{name}: {answer_text(sample)}"
+        )
+        assert parse_answer(reply(sample), sample.answer_type, sample.choices).value == sample.answer
+        assert some(sample) == target(sample)
+    others = [s for s in bench.samples if s.task not in PLACED]
+    assert all(placed_in(s, load_scene(bench.path / s.scene)) is None for s in others[:20])

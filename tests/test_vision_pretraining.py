@@ -21,13 +21,17 @@ from roadthink.render.camera import lit_lamps
 from roadthink.render.export import export_scenes
 from roadthink.scene.generator import GeneratorConfig
 from roadthink.scene.io import load_scene
+from roadthink.tasks.spatial import LANES, placements
 from roadthink.train.run import TrainSettings
 from roadthink.train.vision import (
     CAMERA,
     FACTS,
+    SIDES,
+    TOKEN_GROUPS,
     TOKEN_LABELS,
     majority_accuracy,
     scene_facts,
+    token_groups,
     token_targets,
     train_vision,
     vision_examples,
@@ -67,7 +71,7 @@ def test_scene_facts_are_the_perception_answers(splits) -> None:
 
 def test_token_targets_cover_agents_and_lamps_where_the_image_shows_them(splits) -> None:
     bench = load_bench(splits["train"][0])
-    lamps, shown = 0, 0
+    lamps, shown, placed = 0, 0, 0
     for scene_file in sorted((bench.path / "scenes").glob("*.json")):
         image_file = bench.path / "images" / scene_file.stem / f"{CAMERA}.png"
         if not image_file.is_file():
@@ -82,12 +86,18 @@ def test_token_targets_cover_agents_and_lamps_where_the_image_shows_them(splits)
                 cell = targets[min(int(y // 40), targets.shape[0] - 1), min(int(x // 40), targets.shape[1] - 1)]
                 assert cell[TOKEN_LABELS.index(agent.category.value)] == 1
                 assert cell[TOKEN_LABELS.index(agent.color.name)] == 1
+                # and where it is, in the spatial questions' words, where that is clear-cut
+                where = placements(scene, [agent])[agent.id]
+                said = [where.distance, SIDES.get(where.side or ""), LANES.get(where.lane or "")]
+                assert all(cell[TOKEN_LABELS.index(label)] == 1 for label in said if label)
+                placed += sum(label is not None for label in said)
         pixels = np.asarray(Image.open(image_file).convert("RGB"), dtype=int)
         for state, (u, v) in lit_lamps(scene, CAMERA):
             r, g, b = pixels[int(v), int(u)]
             lit = {"red": r > g + 40 and r > b + 40, "green": g > r + 40, "yellow": r > b + 40 and g > b + 40}
             lamps += 1
             shown += lit[state.value]
+    assert placed >= 40
     assert lamps >= 3 and shown >= 0.8 * lamps  # the rest hidden behind something (occlusion is not checked)
 
 
@@ -136,6 +146,9 @@ def test_scene_folders_add_images_and_val_is_judged_against_the_majority(tiny_mo
     assert {f"majority {name}": value for name, value in majority.items()}.items() <= last.items()
     assert last["val_facts_majority"] == pytest.approx(np.mean(list(majority.values())))
     assert all(f"val {name}" in last for name in FACTS)
+    # the token head, per group of labels, beside the train tokens' commonest label
+    for group in ("category", "colour", "side"):
+        assert 0.0 <= last[f"val tokens {group}"] <= 1.0 and 0.0 <= last[f"majority tokens {group}"] <= 1.0
 
 
 def test_majority_accuracy_counts_the_commonest_train_class(splits, tiny_model) -> None:
@@ -153,3 +166,17 @@ def test_vision_stage_trains_on_a_train_split_only(splits, tmp_path: Path) -> No
     )
     assert result.exit_code != 0
     assert "test split" in result.output and "Traceback" not in result.output
+
+
+def test_token_groups_judge_tokens_with_one_label_of_a_group() -> None:
+    targets = np.zeros((4, len(TOKEN_LABELS)), np.float32)
+    targets[0, TOKEN_LABELS.index("on the left")] = 1
+    targets[1, TOKEN_LABELS.index("on the right")] = 1
+    targets[2, [TOKEN_LABELS.index("on the left"), TOKEN_LABELS.index("on the right")]] = 1  # two road users
+    targets[3, TOKEN_LABELS.index("car")] = 1
+    groups = token_groups(targets)
+    idx, single, labels = groups["side"]
+    assert [TOKEN_LABELS[i] for i in idx] == list(TOKEN_GROUPS["side"])
+    assert single.tolist() == [True, True, False, False] and labels[:2].tolist() == [0, 1]
+    assert groups["category"][1].tolist() == [False, False, False, True]
+    assert "lane" not in groups  # no token shows a lane

@@ -610,8 +610,9 @@ def train_sft(
     look_first: Annotated[
         str | None,
         typer.Option(
-            help="Tasks (comma-separated: category, color, count, exists, light_state) whose replies open with what "
-            "the image shows and answer with it, in the captions' words (for a model from train captions)."
+            help="Tasks (comma-separated: category, color, count, exists, light_state, side, distance, lane) whose "
+            "replies open with what the image shows and answer with it, in the captions' words (for a model from "
+            "train captions)."
         ),
     ] = None,
     device: TrainDevice = "auto",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import shapely
@@ -29,18 +30,23 @@ MARGIN = 0.5  # metres: too close to a boundary to call is not asked
 def side(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
     """Whether a described road user is to the left or the right of the ego's heading."""
     for agent, name, identified in named(scene):
-        lateral = agent.box.center[1]
-        if abs(lateral) < MARGIN:
+        answer = side_of(agent)
+        if answer is None:
             continue
-        answer = "left" if lateral > 0 else "right"
         located = Step(
-            text=f"It is {abs(lateral):.1f} m to the {answer} of the ego's heading line.",
+            text=f"It is {abs(agent.box.center[1]):.1f} m to the {answer} of the ego's heading line.",
             facts=[Fact(type="side", agent=agent.id, value=answer)],
         )
         question = f"Is {name} to the left or to the right of the ego vehicle's direction of travel?"
         yield choice_sample(
             scene, FAMILY, "side", name, question, ["left", "right"], answer, [identified, located], rng
         )
+
+
+def side_of(agent: Agent) -> str | None:
+    """ "left" or "right" of the ego's heading line, or None within MARGIN of it."""
+    lateral = agent.box.center[1]
+    return None if abs(lateral) < MARGIN else "left" if lateral > 0 else "right"
 
 
 def distance_bin(metres: float) -> str | None:
@@ -431,6 +437,37 @@ def lane_label(scene: Scene, shapes: dict[str, LaneShape], x: float, y: float, r
     return "oncoming" if _direction(shapes[lane.id], x, y)[0] < ONCOMING else None
 
 
+def lane_of_vehicle(scene: Scene, agent: Agent, shapes: dict[str, LaneShape], roads: shapely.Geometry) -> str | None:
+    """The LANES key of a vehicle's centre (``lane_label``); None for other road users, whose
+    place follows from their kind, and where the ego is in no lane."""
+    if agent.category not in VEHICLES or scene.ego.lane_id is None:
+        return None
+    return lane_label(scene, shapes, *_offset(agent), roads)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a road user is, in the words the side, distance and lane questions answer with;
+    None where such a question is not asked (too close to a boundary to call)."""
+
+    side: str | None  # "left" or "right"
+    distance: str | None  # a DISTANCE_BINS label
+    lane: str | None  # a LANES key
+
+    def words(self) -> str:
+        """``left, 20 to 40 m, the lane to the left of the ego's``: what is known, in the options' words."""
+        parts = [self.side, self.distance, LANES[self.lane] if self.lane else None]
+        return ", ".join(p for p in parts if p)
+
+
+def placements(scene: Scene, agents: Iterable[Agent]) -> dict[str, Placement]:
+    """The placement of each of ``agents`` by id (the scene's lanes computed once)."""
+    shapes, roads = lane_shapes(scene), _roads(scene)
+    return {
+        a.id: Placement(side_of(a), distance_bin(distance(a)), lane_of_vehicle(scene, a, shapes, roads)) for a in agents
+    }
+
+
 @checker("ego_lane")
 def _ego_lane_fact(scene: Scene, f: dict) -> bool:
     return scene.ego.lane_id == f["value"]
@@ -465,9 +502,9 @@ def lane_of(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
         text=f"The ego drives in lane {scene.ego.lane_id}.", facts=[Fact(type="ego_lane", value=scene.ego.lane_id)]
     )
     for agent, name, identified in named(scene):
-        label = lane_label(scene, shapes, *_offset(agent), roads)
-        if label is None or agent.category not in VEHICLES:
-            continue  # where pedestrians and obstacles are follows from their kind
+        label = lane_of_vehicle(scene, agent, shapes, roads)
+        if label is None:
+            continue
         _, lane = lane_at(shapes, *_offset(agent))
         placed = Step(
             text=f"Its centre, {_where(agent)} of the ego, lies "

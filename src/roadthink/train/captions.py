@@ -1,6 +1,9 @@
 """Caption pre-training, between the vision stage and SFT (LLaVA's stage 1, with exact
 captions): the language model learns to read the vision tower by writing down, for every
-front-camera image, the scene's facts (``vision.FACTS``) as one line of text.
+front-camera image, the scene's facts (``vision.FACTS``) as one line of text, and on a second
+line where each road user the question names is (``the blue car: left, 20 to 40 m, an oncoming
+lane``): the side, distance and lane questions ask that of one named road user, which the
+language model must find among the image's tokens.
 
 Why: a tower pre-trained on the facts holds them (heads on its tokens read them well above
 the majority class), yet SFT on the bench alone did not teach the language model to read
@@ -17,6 +20,7 @@ writes a model folder: ``roadthink train sft --model hf:CKPT`` goes on from it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,16 +38,19 @@ from roadthink.scene.io import load_scene
 from roadthink.scene.types import Scene
 from roadthink.tasks.perception import COUNTED, SINGLED_OUT
 from roadthink.tasks.sample import Sample
+from roadthink.tasks.spatial import DISTANCE_BINS, LANES
 from roadthink.train.data import answer_text, chat, target
 from roadthink.train.run import StepMetrics, TrainSettings, callbacks, fine_tune, starting_point
 from roadthink.train.vision import (
     CAMERA,
     FACTS,
+    SIDES,
     VisionExample,
     fact_figures,
     majority_accuracy,
     scene_facts,
     vision_examples,
+    where_named,
 )
 
 QUESTION = "List what the front camera image shows."
@@ -74,15 +81,28 @@ LABELS: dict[str, str] = {
 }
 
 
-def caption(facts: Sequence[int]) -> str:
+def caption(facts: Sequence[int], placed: Sequence[tuple[str, str]] = ()) -> str:
     """The caption of an image whose facts (``vision.scene_facts``) are ``facts``:
-    ``cars 2; vehicles 3; …; light red``."""
-    return SEPARATOR.join(
+    ``cars 2; vehicles 3; …; light red``, then, on a line of its own, where each road user the
+    question names (``placed``, ``vision.placed_named``) is:
+    ``the blue car: left, 20 to 40 m, an oncoming lane; the bus: …``."""
+    facts_line = SEPARATOR.join(
         f"{LABELS[name]} {classes[value]}" for (name, classes), value in zip(FACTS.items(), facts, strict=True)
     )
+    if not placed:
+        return facts_line
+    return f"{facts_line}\n{SEPARATOR.join(f'{name}: {words}' for name, words in placed)}"
 
 
-LOOKABLE = ("category", "color", "count", "exists", "light_state")  # the tasks a caption fact answers (``asked``)
+def where_question(names: Sequence[str]) -> str:
+    """``Where are the blue car, the truck and the bus?``"""
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"Where {'is' if len(names) == 1 else 'are'} {listed}?"
+
+
+PERCEIVED = ("category", "color", "count", "exists", "light_state")  # the tasks a caption fact answers (``asked``)
+PLACED = ("side", "distance", "lane")  # the tasks a caption's placement answers (``placed_in``)
+LOOKABLE = (*PERCEIVED, *PLACED)
 _KINDS = {tuple(sorted(c.value for c in members)): kind for kind, members in COUNTED.items()}  # counted categories
 
 
@@ -114,12 +134,23 @@ def sight(names: Sequence[str], scene: Scene) -> list[str]:
     return [f"{LABELS[name]} {FACTS[name][values[name]]}" for name in names]
 
 
+def placed_in(sample: Sample, scene: Scene) -> tuple[str, str] | None:
+    """For a side, distance or lane question about the front image: the road user it names and
+    where it is, as a caption says it (``("the blue car", "left, 20 to 40 m, an oncoming lane")``);
+    None for other samples."""
+    if sample.task not in PLACED or len(sample.images) != 1 or Path(sample.images[0]).stem != CAMERA:
+        return None
+    ids = [f.agent for step in sample.reference_steps for f in step.facts if f.type == "visible"]
+    return where_named(scene).get(ids[0]) if ids else None
+
+
 def looking(bench: Bench, tasks: Sequence[str]) -> Callable[[Sample], str]:
     """SFT targets that read the image in the words the caption stage taught: for samples of
     ``tasks`` (some of ``LOOKABLE``), the reply opens with what the caption states of what they
-    ask (``I see: nearest car colour white.``) and answers with its label and the answer in
-    words (``nearest car colour white``, which the evaluation reads as the option); other
-    samples get ``data.target``.
+    ask (``I see: nearest car colour white.``, ``I see: the blue car: left, 20 to 40 m, an
+    oncoming lane.``) and answers with its label and the answer in words (``nearest car colour
+    white``, ``the blue car: left``, which the evaluation reads as the option); other samples
+    get ``data.target``.
 
     Why: the recipe's language model reads the tower well after a caption's label (the nearest
     car's colour for 57 % of held-out images) but does not learn to copy a word from earlier in
@@ -133,38 +164,53 @@ def looking(bench: Bench, tasks: Sequence[str]) -> Callable[[Sample], str]:
         raise RoadthinkError(f"no caption fact answers {', '.join(unknown)}: look first only at {', '.join(LOOKABLE)}")
 
     def reply(sample: Sample) -> str:
-        names = asked(sample) if sample.task in tasks else []
+        if sample.task not in tasks:
+            return target(sample)
+        scene = load_scene(bench.path / sample.scene)
+        placed = placed_in(sample, scene)
+        if placed is not None:
+            name, words = placed
+            return target(sample, sight=f"I see: {name}: {words}. ", answer=f"{name}: {answer_text(sample)}")
+        names = asked(sample)
         if not names:
             return target(sample)
-        seen = sight(names, load_scene(bench.path / sample.scene))
         answer = f"{LABELS[names[-1]]} {answer_text(sample)}"
-        return target(sample, sight=f"I see: {SEPARATOR.join(seen)}. ", answer=answer)
+        return target(sample, sight=f"I see: {SEPARATOR.join(sight(names, scene))}. ", answer=answer)
 
     return reply
 
 
 def read_caption(text: str) -> list[int]:
-    """The facts a caption states, in ``FACTS``' order; -1 where it leaves one out or names a
-    class the fact does not have (a model's caption may do both)."""
-    said = dict(part.strip().rpartition(" ")[::2] for part in text.split(SEPARATOR.strip()))
+    """The facts a caption's first line states, in ``FACTS``' order; -1 where it leaves one out
+    or names a class the fact does not have (a model's caption may do both)."""
+    said = dict(part.strip().rpartition(" ")[::2] for part in text.split("\n")[0].split(SEPARATOR.strip()))
     return [
         classes.index(said[label]) if said.get(label) in classes else -1
         for label, classes in zip(LABELS.values(), FACTS.values(), strict=True)
     ]
 
 
-def prompt() -> list[Message]:
-    return [Message(role="user", content=[ImagePart(image_url=ImageURL(url="")), TextPart(text=QUESTION)])]
+def read_placed(text: str) -> dict[str, set[str]]:
+    """Where a caption's second line places each road user: name → the words it gives
+    (``{"the blue car": {"left", "20 to 40 m", "an oncoming lane"}}``)."""
+    lines = text.split("\n")
+    said = (part.partition(":") for part in (lines[1] if len(lines) > 1 else "").split(SEPARATOR.strip()))
+    return {name.strip(): {w.strip() for w in words.split(",")} for name, colon, words in said if colon}
+
+
+def prompt(example: VisionExample) -> list[Message]:
+    """The image, ``QUESTION`` and, when it has road users to place, where they are."""
+    text = " ".join([QUESTION, where_question([n for n, _ in example.placed])] if example.placed else [QUESTION])
+    return [Message(role="user", content=[ImagePart(image_url=ImageURL(url="")), TextPart(text=text)])]
 
 
 def caption_dataset(examples: Sequence[VisionExample]) -> Dataset:
-    """Conversational prompt-completion rows, as for SFT: the image and ``QUESTION``, then its
-    caption, the only tokens the loss is taken on."""
-    asked = chat(prompt())
+    """Conversational prompt-completion rows, as for SFT: the image and the question
+    (``prompt``), then its caption, the only tokens the loss is taken on."""
     rows = [
         {
-            "prompt": asked,
-            "completion": [{"role": "assistant", "content": [{"type": "text", "text": caption(e.facts)}]}],
+            "prompt": chat(prompt(e)),
+            "completion": [{"role": "assistant", "content": [{"type": "text", "text": caption(e.facts, e.placed)}]}],
             "images": [str(e.image)],
         }
         for e in examples
@@ -190,11 +236,9 @@ def caption_rows(folders: Sequence[Path], processor: Any, cache: Path, share: fl
     return caption_dataset(examples)
 
 
-def read_facts(model: Any, processor: Any, examples: Sequence[VisionExample], batch_size: int = 16) -> np.ndarray:
-    """(examples, facts): the class of each fact in the caption ``model`` writes, greedily, for
-    each example's image (-1 where the caption does not state it)."""
-    text = processor.apply_chat_template(chat(prompt()), add_generation_prompt=True, tokenize=False)
-    longest = len(processor.tokenizer(caption([len(c) - 1 for c in FACTS.values()]))["input_ids"])
+def write_captions(model: Any, processor: Any, examples: Sequence[VisionExample], batch_size: int = 16) -> list[str]:
+    """The caption ``model`` writes, greedily, for each example's image and question."""
+    longest = max(len(processor.tokenizer(caption(e.facts, e.placed))["input_ids"]) for e in examples)
     side, processor.tokenizer.padding_side = processor.tokenizer.padding_side, "left"
     was_training = model.training
     model.eval()
@@ -206,15 +250,60 @@ def read_facts(model: Any, processor: Any, examples: Sequence[VisionExample], ba
             for example in part:
                 with PILImage.open(example.image) as image:
                     images.append(image.convert("RGB"))
-            inputs = processor(text=[text] * len(part), images=images, return_tensors="pt", padding=True)
+            texts = [
+                processor.apply_chat_template(chat(prompt(e)), add_generation_prompt=True, tokenize=False) for e in part
+            ]
+            inputs = processor(text=texts, images=images, return_tensors="pt", padding=True)
             with torch.no_grad():
                 output = model.generate(**inputs.to(model.device), max_new_tokens=longest + 16, do_sample=False)
-            replies = processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-            found += [read_caption(reply) for reply in replies]
+            found += processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     finally:
         processor.tokenizer.padding_side = side
         model.train(was_training)
+    return found
+
+
+def read_facts(model: Any, processor: Any, examples: Sequence[VisionExample], batch_size: int = 16) -> np.ndarray:
+    """(examples, facts): the class of each fact in the caption ``model`` writes for each
+    example's image (-1 where the caption does not state it)."""
+    found = [read_caption(text) for text in write_captions(model, processor, examples, batch_size)]
     return np.array(found, dtype=int).reshape(len(examples), len(FACTS))
+
+
+PLACEMENT_WORDS = {  # each kind of placement a caption states, by the words it may take
+    "side": set(SIDES),
+    "distance": {label for _, _, label in DISTANCE_BINS},
+    "lane": set(LANES.values()),
+}
+
+
+def _placed(example: VisionExample, kind: str) -> list[tuple[str, str]]:
+    """(name, its ``kind`` of placement in words) of each road user the example places that has one."""
+    said = ((name, [w for w in words.split(", ") if w in PLACEMENT_WORDS[kind]]) for name, words in example.placed)
+    return [(name, found[0]) for name, found in said if found]
+
+
+def placement_accuracy(captions: Sequence[str], examples: Sequence[VisionExample]) -> dict[str, float]:
+    """Per kind of placement (side, distance, lane), the share of the road users the examples
+    place whose caption gives the right words for it (left out counts as wrong)."""
+    right: dict[str, list[bool]] = {kind: [] for kind in PLACEMENT_WORDS}
+    for text, example in zip(captions, examples, strict=True):
+        said = read_placed(text)
+        for kind, found in right.items():
+            found += [truth in said.get(name, set()) for name, truth in _placed(example, kind)]
+    return {kind: float(np.mean(found)) for kind, found in right.items() if found}
+
+
+def placement_majority(train: Sequence[VisionExample], examples: Sequence[VisionExample]) -> dict[str, float]:
+    """Per kind of placement, the share of the examples' placements that the commonest one among
+    ``train`` would get right: a caption reads the image only where it beats that."""
+    majority = {}
+    for kind in PLACEMENT_WORDS:
+        seen = Counter(truth for e in train for _, truth in _placed(e, kind))
+        asked = [truth for e in examples for _, truth in _placed(e, kind)]
+        if seen and asked:
+            majority[kind] = sum(truth == seen.most_common(1)[0][0] for truth in asked) / len(asked)
+    return majority
 
 
 class CaptionAccuracy(StepMetrics):
@@ -226,10 +315,15 @@ class CaptionAccuracy(StepMetrics):
         super().__init__(every)
         self.examples, self.processor = examples, processor
         self.majority = majority_accuracy(train, examples)
+        self.placed_majority = placement_majority(train, examples)
 
     def measure(self, step: int, model: Any) -> dict[str, float]:
-        right = read_facts(model, self.processor, self.examples) == np.array([e.facts for e in self.examples])
-        return fact_figures("val_captions", dict(zip(FACTS, right.mean(0).tolist(), strict=True)), self.majority)
+        captions = write_captions(model, self.processor, self.examples)
+        right = np.array([read_caption(c) for c in captions]) == np.array([e.facts for e in self.examples])
+        figures = fact_figures("val_captions", dict(zip(FACTS, right.mean(0).tolist(), strict=True)), self.majority)
+        placed = placement_accuracy(captions, self.examples)
+        figures |= {f"val placed {kind}": value for kind, value in placed.items()}
+        return figures | {f"majority placed {kind}": value for kind, value in self.placed_majority.items()}
 
 
 def train_captions(

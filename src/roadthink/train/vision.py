@@ -10,7 +10,8 @@ vision tower is trained here, with a loss on every image, to write what the imag
 *all* its tokens: heads on the mean of the (RMS-normalised, as the language model's layers see
 them) merged tokens predict the scene's facts that the perception questions ask about (counts,
 presence, the nearest car's colour, who is leftmost, the light's state); a head on each token
-predicts what that token covers (category, colour, range, lit lamp). Only images and scene files
+predicts what that token covers (category, colour, lit lamp, and where the road user is: its
+distance bin, side and lane, in the words of the spatial questions). Only images and scene files
 are needed, so scenes generated without questions (``--scenes``) add images at no cost: on the
 train split's ~2000 alone, the train loss fell far faster than held-out accuracy rose. The tower
 then goes into SFT with the rest of the model unchanged.
@@ -21,7 +22,6 @@ then goes into SFT with the rest of the model unchanged.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +42,8 @@ from roadthink.scene.catalog import COLOURS
 from roadthink.scene.io import load_scene
 from roadthink.scene.types import Category, LightState, Scene
 from roadthink.tasks.perception import COUNTED, MAX_COUNT, SINGLED_OUT, singled_out
-from roadthink.tasks.views import ASKED_CATEGORIES, seen
+from roadthink.tasks.spatial import DISTANCE_BINS, LANES, placements
+from roadthink.tasks.views import ASKED_CATEGORIES, named, seen
 from roadthink.train.curves import draw_log
 from roadthink.train.data import ImageSizer, split_cache, train_split
 from roadthink.train.run import (
@@ -60,8 +61,18 @@ NONE = "none"
 CATEGORIES = [c.value for c in Category]
 COLOUR_NAMES = sorted({name for names in COLOURS.values() for name in names})
 LIGHTS = [s.value for s in LightState]
-RANGES = ((20.0, "near"), (40.0, "mid"), (math.inf, "far"))  # metres along the optical axis
-TOKEN_LABELS = [*CATEGORIES, *COLOUR_NAMES, *(f"{s} lamp" for s in LIGHTS), *(name for _, name in RANGES)]
+SIDES = {"left": "on the left", "right": "on the right"}  # of the ego's heading line (spatial.side_of)
+# what a token covers: kind, colour, lit lamp, and where the road user is in the spatial questions'
+# words (distance bin, side, lane: spatial.placements), so that a question about "the blue car"
+# finds its answer in the tokens that show a blue car
+TOKEN_LABELS = [
+    *CATEGORIES,
+    *COLOUR_NAMES,
+    *(f"{s} lamp" for s in LIGHTS),
+    *(label for _, _, label in DISTANCE_BINS),
+    *SIDES.values(),
+    *LANES.values(),
+]
 
 # image-level facts: name -> its classes (the last is "none" where a fact may not apply)
 FACTS: dict[str, list[str]] = {
@@ -94,8 +105,8 @@ def scene_facts(scene: Scene, camera: str = CAMERA) -> list[int]:
 
 def token_targets(scene: Scene, size: tuple[int, int], cell: int, camera: str = CAMERA) -> np.ndarray:
     """(tokens, ``TOKEN_LABELS``) 0/1: what each ``cell``-pixel merged token of the image, shown
-    at ``size`` (width, height), covers: the category, colour and range of every agent whose box
-    reaches it, and the lit lamp of every light facing the camera."""
+    at ``size`` (width, height), covers: the category, colour and placement (where clear-cut) of
+    every agent whose box reaches it, and the lit lamp of every light facing the camera."""
     width, height = size
     spec = scene.cameras[camera]
     sx, sy = width / spec.width, height / spec.height
@@ -108,13 +119,14 @@ def token_targets(scene: Scene, size: tuple[int, int], cell: int, camera: str = 
         r1, r2 = int(y1 * sy // cell), int(max(y2 * sy - 1e-6, y1 * sy) // cell)
         out[max(r1, 0) : min(r2, rows - 1) + 1, max(c1, 0) : min(c2, cols - 1) + 1, labels] = 1.0
 
-    for agent in scene.agents:
-        annotation = agent.cameras.get(camera)
-        if annotation is None:
-            continue
-        band = next(name for limit, name in RANGES if annotation.depth < limit)
-        labels = [CATEGORIES.index(agent.category.value), TOKEN_LABELS.index(agent.color.name)]
-        mark(annotation.bbox, [*labels, TOKEN_LABELS.index(band)])
+    shown = [agent for agent in scene.agents if camera in agent.cameras]
+    placed = placements(scene, shown)
+    for agent in shown:
+        where = placed[agent.id]
+        labels = [agent.category.value, agent.color.name, where.distance, SIDES.get(where.side or "")]
+        labels += [LANES[where.lane] if where.lane else None]
+        labels = [label for label in labels if label]
+        mark(agent.cameras[camera].bbox, [TOKEN_LABELS.index(label) for label in labels])
     for state, (u, v) in lit_lamps(scene, camera):
         mark((u, v, u, v), [TOKEN_LABELS.index(f"{state.value} lamp")])
     return out.reshape(rows * cols, len(TOKEN_LABELS))
@@ -125,6 +137,24 @@ class VisionExample:
     image: Path  # at the size the processor shows it
     facts: list[int]
     tokens: np.ndarray  # (merged tokens, TOKEN_LABELS); no rows when not asked for
+    placed: tuple[tuple[str, str], ...] = ()  # (name, placement in words) of road users a question could name
+
+
+MAX_PLACED = 4  # road users placed per image (captions say where each is)
+
+
+def where_named(scene: Scene, camera: str = CAMERA) -> dict[str, tuple[str, str]]:
+    """Agent id → (name, placement) of the road users that colour and kind single out in
+    ``camera`` ("the blue car"), where each is in the spatial questions' words
+    (``Placement.words``; empty when none of it is clear-cut)."""
+    names = {agent.id: name for agent, name, _ in named(scene, camera)}
+    found = placements(scene, [a for a in scene.agents if a.id in names])
+    return {i: (names[i], placement.words()) for i, placement in found.items()}
+
+
+def placed_named(scene: Scene, camera: str = CAMERA) -> tuple[tuple[str, str], ...]:
+    """The first MAX_PLACED of ``where_named`` with something to say."""
+    return tuple((name, words) for name, words in where_named(scene, camera).values() if words)[:MAX_PLACED]
 
 
 def vision_examples(
@@ -146,7 +176,7 @@ def vision_examples(
         shown = image if cache is None else sizer.resized(image, folder, split_cache(cache, folder))
         scene = load_scene(scene_file)
         tokens = token_targets(scene, size, cell) if per_token else np.zeros((0, len(TOKEN_LABELS)), np.float32)
-        return VisionExample(shown, scene_facts(scene), tokens)
+        return VisionExample(shown, scene_facts(scene), tokens, placed_named(scene))
 
     files = sorted((folder / "scenes").glob("*.json"))[:limit]
     made = map_with_progress(example, files, len(files), f"images of {folder.name}")
@@ -177,8 +207,13 @@ class VisionProbe(torch.nn.Module):
         pooled = torch.stack([part.mean(0) for part in merged.split(counts)])
         logits = [head(pooled) for head in self.facts]
         fact_loss = torch.stack([F.cross_entropy(lg, facts[:, i]) for i, lg in enumerate(logits)]).mean()
-        token_loss = F.binary_cross_entropy_with_logits(self.tokens(merged), tokens, pos_weight=self.weight)
-        return {"loss": fact_loss + token_loss, "predicted": torch.stack([lg.argmax(-1) for lg in logits], -1)}
+        token_logits = self.tokens(merged)
+        token_loss = F.binary_cross_entropy_with_logits(token_logits, tokens, pos_weight=self.weight)
+        return {
+            "loss": fact_loss + token_loss,
+            "predicted": torch.stack([lg.argmax(-1) for lg in logits], -1),
+            "token_logits": token_logits,
+        }
 
 
 class Collate:
@@ -201,18 +236,50 @@ class Collate:
         }
 
 
+# groups of token labels of which a token showing one road user has exactly one
+TOKEN_GROUPS = {
+    "category": CATEGORIES,
+    "colour": COLOUR_NAMES,
+    "distance": [label for _, _, label in DISTANCE_BINS],
+    "side": list(SIDES.values()),
+    "lane": list(LANES.values()),
+}
+
+
 class FactAccuracy(StepMetrics):
     """Accuracy of every fact head on held-out images, logged as ``val_facts`` (the mean) and
     per fact, each beside the accuracy of always saying the train images' commonest class
-    (``majority …``): a head is learning only where it beats that."""
+    (``majority …``): a head is learning only where it beats that. The token head is judged
+    the same way per group of labels (``val tokens side``, ``majority tokens side``, …)."""
 
     def __init__(self, examples: list[VisionExample], collate: Collate, every: int, train: list[VisionExample]) -> None:
         super().__init__(every)
         self.examples, self.collate = examples, collate
         self.majority = majority_accuracy(train, examples)
+        targets = np.concatenate([e.tokens for e in examples])
+        commonest = np.concatenate([e.tokens for e in train]).sum(0)
+        self.token_majority = {
+            group: float(np.mean(labels[single] == np.argmax(commonest[idx])))
+            for group, (idx, single, labels) in token_groups(targets).items()
+        }
 
     def measure(self, step: int, model: Any) -> dict[str, float]:
-        return fact_figures("val_facts", fact_accuracy(model, self.examples, self.collate), self.majority)
+        facts, tokens = fact_accuracy(model, self.examples, self.collate)
+        figures = fact_figures("val_facts", facts, self.majority)
+        figures |= {f"val tokens {group}": value for group, value in tokens.items()}
+        return figures | {f"majority tokens {group}": value for group, value in self.token_majority.items()}
+
+
+def token_groups(targets: np.ndarray) -> dict[str, tuple[list[int], np.ndarray, np.ndarray]]:
+    """Per group of TOKEN_GROUPS with any: (its label columns, the tokens that have exactly one
+    of them, which one each has)."""
+    found = {}
+    for group, names in TOKEN_GROUPS.items():
+        idx = [TOKEN_LABELS.index(name) for name in names]
+        single = targets[:, idx].sum(1) == 1
+        if single.any():
+            found[group] = (idx, single, targets[:, idx].argmax(1))
+    return found
 
 
 def fact_figures(mean: str, accuracy: dict[str, float], majority: dict[str, float]) -> dict[str, float]:
@@ -226,18 +293,32 @@ def fact_figures(mean: str, accuracy: dict[str, float], majority: dict[str, floa
     }
 
 
-def fact_accuracy(probe: VisionProbe, examples: list[VisionExample], collate: Collate) -> dict[str, float]:
-    """Share of ``examples`` whose fact the probe's heads get right, per fact."""
+def fact_accuracy(
+    probe: VisionProbe, examples: list[VisionExample], collate: Collate
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Share of ``examples`` whose fact the probe's heads get right, per fact; and per group of
+    token labels, the share of the tokens with one label of the group whose likeliest label of
+    it is that one."""
     was_training = probe.training
     probe.eval()
     right = np.zeros(len(FACTS))
+    logits, targets = [], []
     device = next(probe.parameters()).device
     with torch.no_grad():
         for start in range(0, len(examples), 32):
             batch = {k: v.to(device) for k, v in collate(examples[start : start + 32]).items()}
-            right += (probe(**batch)["predicted"] == batch["facts"]).sum(0).cpu().numpy()
+            out = probe(**batch)
+            right += (out["predicted"] == batch["facts"]).sum(0).cpu().numpy()
+            logits.append(out["token_logits"].cpu().numpy())
+            targets.append(batch["tokens"].cpu().numpy())
     probe.train(was_training)
-    return {name: float(r / len(examples)) for name, r in zip(FACTS, right, strict=True)}
+    facts = {name: float(r / len(examples)) for name, r in zip(FACTS, right, strict=True)}
+    scores = np.concatenate(logits)
+    tokens = {
+        group: float(np.mean(scores[single][:, idx].argmax(1) == labels[single]))
+        for group, (idx, single, labels) in token_groups(np.concatenate(targets)).items()
+    }
+    return facts, tokens
 
 
 def majority_accuracy(train: list[VisionExample], examples: list[VisionExample]) -> dict[str, float]:
