@@ -34,14 +34,13 @@ from roadthink.models.builtin import FOLDER
 from roadthink.render.export import export_scenes
 from roadthink.tasks import select_tasks
 from roadthink.tasks.build import BENCH_CONFIG, build
-from roadthink.train.captions import train_captions
+from roadthink.train.captions import PLACEMENT_WORDS, train_captions
 from roadthink.train.curves import draw_curves
 from roadthink.train.grpo import GRPOSettings, train_grpo
 from roadthink.train.run import RECIPE, TrainSettings
 from roadthink.train.sft import train_sft
 from roadthink.train.vision import train_vision
 
-PLACEMENTS = ("side", "distance", "lane")  # what the caption stage's held-out check measures of placements
 MODEL_FILES = ("*.safetensors", "config.json", "generation_config.json", "*_config.json", "tokenizer.json", "*.jinja")
 
 
@@ -259,7 +258,7 @@ def _held_out(folder: Path, key: str, scenes: int) -> str:
     placed = [
         f"{kind} {100 * last[f'val placed {kind}']:.0f} %"
         + (f" ({100 * last[f'majority placed {kind}']:.0f} %)" if f"majority placed {kind}" in last else "")
-        for kind in PLACEMENTS
+        for kind in PLACEMENT_WORDS
         if f"val placed {kind}" in last
     ]
     return (
