@@ -1,7 +1,9 @@
 """Does a look-first reply answer with what it saw? For an evaluation run of a model SFT taught
 to open its replies with what the image shows (``train sft --look-first``), per task: how often
 the opening line (``I see: …``) names the right option, how often the answer is right, and how
-often the answer is the option the opening line named.
+often the answer is the option the opening line named, and its mean ``sight_score`` (the
+reward GRPO's ``sight`` pays: every statement of the line checked against the scene, for a side
+question also the road user's distance and lane).
 
 Measured on the recipe's run of 2026-12-07 (test split, 50 a task): SFT's opening line was right
 for 66 % of the side questions, 42 % of distance and 42 % of lane, its answer agreed with it for
@@ -13,16 +15,15 @@ for 66 % of the side questions, 42 % of distance and 42 % of lane, its answer ag
 from __future__ import annotations
 
 import argparse
-import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from roadthink.eval.bench import load_bench
 from roadthink.eval.parsing import parse_answer
 from roadthink.eval.result import finished_results
+from roadthink.scene.io import load_scene
 from roadthink.tasks.sample import AnswerType
-
-SIGHT = re.compile(r"I see: (.*?)\. ")
+from roadthink.train.captions import opening, sight_score
 
 
 def main() -> None:
@@ -37,24 +38,25 @@ def main() -> None:
         if sample.answer_type is not AnswerType.CHOICE:
             continue  # an opening line names an option only where there are options
         reply = result.prediction or ""
-        opened = SIGHT.search(reply)
+        opened = opening(reply)
         c = counts[sample.task]
         c["n"] += 1
         c["answer right"] += bool(result.correct)
+        c["sight"] += sight_score(reply, sample, load_scene(args.bench / sample.scene)) or 0.0
         if opened is None:
             continue
-        seen = parse_answer(f"<answer>{opened.group(1)}</answer>", sample.answer_type, sample.choices).value
+        seen = parse_answer(f"<answer>{opened}</answer>", sample.answer_type, sample.choices).value
         c["opened"] += 1
         c["opening right"] += seen == sample.answer
         c["agree"] += seen is not None and seen == parse_answer(reply, sample.answer_type, sample.choices).value
-    print(f"{'task':20s} {'n':>4s} {'opened':>7s} {'opening right':>14s} {'answer right':>13s} {'agree':>6s}")
+    print(f"{'task':20s} {'n':>4s} {'opened':>7s} {'opening right':>14s} {'answer right':>13s} {'agree':>6s} sight")
     for task, c in sorted(counts.items()):
         if not c["opened"]:
             continue
         n = c["n"]
         print(
             f"{task:20s} {n:4d} {c['opened']:7d} {100 * c['opening right'] / n:13.1f}% "
-            f"{100 * c['answer right'] / n:12.1f}% {100 * c['agree'] / c['opened']:5.1f}%"
+            f"{100 * c['answer right'] / n:12.1f}% {100 * c['agree'] / c['opened']:5.1f}% {c['sight'] / n:5.2f}"
         )
 
 

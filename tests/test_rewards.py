@@ -9,6 +9,9 @@ import math
 import pytest
 
 from roadthink.errors import RoadthinkError
+from roadthink.scene.io import load_scene
+from roadthink.tasks.sample import Sample
+from roadthink.train.captions import seen_in
 from roadthink.train.rewards import (
     REWARDS,
     accuracy_reward,
@@ -18,6 +21,7 @@ from roadthink.train.rewards import (
     format_reward,
     meta_action_reward,
     select_rewards,
+    sight_reward,
     text_of,
     tool_bonus_reward,
     waypoint_reward,
@@ -119,7 +123,16 @@ def test_brevity_and_the_tool_bonus(rows) -> None:
 
 
 def test_rewards_are_named_and_checked() -> None:
-    assert set(REWARDS) == {"accuracy", "format", "waypoint", "collision_free", "meta_action", "brevity", "tool_bonus"}
+    assert set(REWARDS) == {
+        "accuracy",
+        "format",
+        "waypoint",
+        "collision_free",
+        "meta_action",
+        "sight",
+        "brevity",
+        "tool_bonus",
+    }
     assert [r.__name__ for r in select_rewards(["accuracy", "format"])] == ["accuracy_reward", "format_reward"]
     with pytest.raises(RoadthinkError, match="unknown reward 'speed'; known: accuracy"):
         select_rewards(["speed"])
@@ -130,3 +143,36 @@ def test_rewards_are_named_and_checked() -> None:
     with pytest.raises(RoadthinkError, match="reward broken returned nan for completion 1"):
         checked(broken)(["a", "b"])
     assert checked(format_reward)(["a"]) == [0.0]
+
+
+def test_sight_pays_the_opening_line_for_what_the_scene_shows(splits) -> None:
+    bench, rows = splits["test"]
+    scene_of = {row["id"]: load_scene(bench / row["scene"]) for row in rows}
+    color = next(r for r in rows if r["task"] == "color" and seen_in(Sample.model_validate(r), scene_of[r["id"]]))
+    side = next(r for r in rows if r["task"] == "side" and seen_in(Sample.model_validate(r), scene_of[r["id"]]))
+    other = next(r for r in rows if r["task"] == "perspective")
+
+    def pay(row: dict, opening: str) -> float | None:
+        text = f"<think>I see: {opening}. It is so.</think><answer>A</answer>"
+        (got,) = sight_reward([text], sample=[json.dumps(row)], scene_file=[str(bench / row["scene"])])
+        return got
+
+    said, _ = seen_in(Sample.model_validate(color), scene_of[color["id"]])  # "nearest car colour white"
+    label, _, colour = said.rpartition(" ")
+    wrong = next(c for c in ("red", "blue", "white") if c != colour)
+    assert pay(color, said) == 1.0
+    assert pay(color, f"{label} {wrong}") == 0.0
+    assert pay(color, f"{said}; {label} {wrong}") == 0.5  # naming every colour does not pay
+    assert pay(color, "nothing to say") == 0.0
+    unopened = f"<think>{said}.</think><answer>A</answer>"  # no opening line: nothing read
+    assert sight_reward([unopened], sample=[json.dumps(color)], scene_file=[str(bench / color["scene"])]) == [0.0]
+
+    placed, _ = seen_in(Sample.model_validate(side), scene_of[side["id"]])  # "the blue car: left, 20 to 40 m, …"
+    name, _, words = placed.partition(": ")
+    parts = words.split(", ")
+    flipped = ["right" if p == "left" else "left" if p == "right" else p for p in parts]
+    assert pay(side, placed) == 1.0
+    # one of its statements wrong: the right ones of all made or due (len(parts) - 1 of len(parts) + 1)
+    assert pay(side, f"{name}: {', '.join(flipped)}") == pytest.approx((len(parts) - 1) / (len(parts) + 1))
+    assert pay(side, f"the other thing: {words}") == 0.0  # another road user's placement
+    assert pay(other, placed) is None  # no caption fact answers a perspective question

@@ -21,12 +21,11 @@ from roadthink.render.camera import lit_lamps
 from roadthink.render.export import export_scenes
 from roadthink.scene.generator import GeneratorConfig
 from roadthink.scene.io import load_scene
-from roadthink.tasks.spatial import LANES, placements
+from roadthink.tasks.spatial import placements
 from roadthink.train.run import TrainSettings
 from roadthink.train.vision import (
     CAMERA,
     FACTS,
-    SIDES,
     TOKEN_GROUPS,
     TOKEN_LABELS,
     majority_accuracy,
@@ -88,9 +87,9 @@ def test_token_targets_cover_agents_and_lamps_where_the_image_shows_them(splits)
                 assert cell[TOKEN_LABELS.index(agent.color.name)] == 1
                 # and where it is, in the spatial questions' words, where that is clear-cut
                 where = placements(scene, [agent])[agent.id]
-                said = [where.distance, SIDES.get(where.side or ""), LANES.get(where.lane or "")]
-                assert all(cell[TOKEN_LABELS.index(label)] == 1 for label in said if label)
-                placed += sum(label is not None for label in said)
+                said = where.parts()
+                assert all(cell[TOKEN_LABELS.index(label)] == 1 for label in said)
+                placed += len(said)
         pixels = np.asarray(Image.open(image_file).convert("RGB"), dtype=int)
         for state, (u, v) in lit_lamps(scene, CAMERA):
             r, g, b = pixels[int(v), int(u)]
@@ -170,9 +169,9 @@ def test_vision_stage_trains_on_a_train_split_only(splits, tmp_path: Path) -> No
 
 def test_token_groups_judge_tokens_with_one_label_of_a_group() -> None:
     targets = np.zeros((4, len(TOKEN_LABELS)), np.float32)
-    targets[0, TOKEN_LABELS.index("on the left")] = 1
-    targets[1, TOKEN_LABELS.index("on the right")] = 1
-    targets[2, [TOKEN_LABELS.index("on the left"), TOKEN_LABELS.index("on the right")]] = 1  # two road users
+    targets[0, TOKEN_LABELS.index("left")] = 1
+    targets[1, TOKEN_LABELS.index("right")] = 1
+    targets[2, [TOKEN_LABELS.index("left"), TOKEN_LABELS.index("right")]] = 1  # two road users
     targets[3, TOKEN_LABELS.index("car")] = 1
     groups = token_groups(targets)
     idx, single, labels = groups["side"]

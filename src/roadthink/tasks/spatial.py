@@ -24,6 +24,7 @@ DISTANCE_BINS = (
     (40.0, 1e9, "over 40 m"),
 )
 MARGIN = 0.5  # metres: too close to a boundary to call is not asked
+SIDES = ("left", "right")  # of the ego's heading line (side_of)
 
 
 @task("side", FAMILY, AnswerType.CHOICE, buckets=["left", "right"])
@@ -454,10 +455,13 @@ class Placement:
     distance: str | None  # a DISTANCE_BINS label
     lane: str | None  # a LANES key
 
+    def parts(self) -> list[str]:
+        """``["left", "20 to 40 m", "the lane to the left of the ego's"]``: what is known, in the options' words."""
+        return [p for p in (self.side, self.distance, LANES[self.lane] if self.lane else None) if p]
+
     def words(self) -> str:
-        """``left, 20 to 40 m, the lane to the left of the ego's``: what is known, in the options' words."""
-        parts = [self.side, self.distance, LANES[self.lane] if self.lane else None]
-        return ", ".join(p for p in parts if p)
+        """``left, 20 to 40 m, the lane to the left of the ego's``: ``parts`` as one phrase."""
+        return ", ".join(self.parts())
 
 
 def placements(scene: Scene, agents: Iterable[Agent]) -> dict[str, Placement]:

@@ -20,6 +20,7 @@ writes a model folder: ``roadthink train sft --model hf:CKPT`` goes on from it.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,13 +39,12 @@ from roadthink.scene.io import load_scene
 from roadthink.scene.types import Scene
 from roadthink.tasks.perception import COUNTED, SINGLED_OUT
 from roadthink.tasks.sample import Sample
-from roadthink.tasks.spatial import DISTANCE_BINS, LANES
+from roadthink.tasks.spatial import DISTANCE_BINS, LANES, SIDES
 from roadthink.train.data import answer_text, chat, target
 from roadthink.train.run import StepMetrics, TrainSettings, callbacks, fine_tune, starting_point
 from roadthink.train.vision import (
     CAMERA,
     FACTS,
-    SIDES,
     VisionExample,
     fact_figures,
     majority_accuracy,
@@ -144,6 +144,22 @@ def placed_in(sample: Sample, scene: Scene) -> tuple[str, str] | None:
     return where_named(scene).get(ids[0]) if ids else None
 
 
+SIGHT = "I see: "  # what a look-first reply opens with, before what the image shows
+_OPENING = re.compile(rf"{SIGHT}(.*?)\.(?:\s|<|$)")
+
+
+def seen_in(sample: Sample, scene: Scene) -> tuple[str, str] | None:
+    """What a look-first reply to ``sample`` says the image shows and the label its answer goes
+    under: (``nearest car colour white``, ``nearest car colour``) or (``the blue car: left, 20 to
+    40 m, an oncoming lane``, ``the blue car:``); None where no caption fact answers it."""
+    placed = placed_in(sample, scene)
+    if placed is not None:
+        name, words = placed
+        return f"{name}: {words}", f"{name}:"
+    names = asked(sample)
+    return (SEPARATOR.join(sight(names, scene)), LABELS[names[-1]]) if names else None
+
+
 def looking(bench: Bench, tasks: Sequence[str]) -> Callable[[Sample], str]:
     """SFT targets that read the image in the words the caption stage taught: for samples of
     ``tasks`` (some of ``LOOKABLE``), the reply opens with what the caption states of what they
@@ -164,20 +180,43 @@ def looking(bench: Bench, tasks: Sequence[str]) -> Callable[[Sample], str]:
         raise RoadthinkError(f"no caption fact answers {', '.join(unknown)}: look first only at {', '.join(LOOKABLE)}")
 
     def reply(sample: Sample) -> str:
-        if sample.task not in tasks:
+        seen = seen_in(sample, load_scene(bench.path / sample.scene)) if sample.task in tasks else None
+        if seen is None:
             return target(sample)
-        scene = load_scene(bench.path / sample.scene)
-        placed = placed_in(sample, scene)
-        if placed is not None:
-            name, words = placed
-            return target(sample, sight=f"I see: {name}: {words}. ", answer=f"{name}: {answer_text(sample)}")
-        names = asked(sample)
-        if not names:
-            return target(sample)
-        answer = f"{LABELS[names[-1]]} {answer_text(sample)}"
-        return target(sample, sight=f"I see: {SEPARATOR.join(sight(names, scene))}. ", answer=answer)
+        said, label = seen
+        return target(sample, sight=f"{SIGHT}{said}. ", answer=f"{label} {answer_text(sample)}")
 
     return reply
+
+
+def opening(reply: str) -> str | None:
+    """What a look-first reply's opening line says the image shows (None: it does not open so)."""
+    found = _OPENING.search(reply)
+    return found.group(1) if found else None
+
+
+def statements(said: str) -> set[str]:
+    """What an opening line states, one statement per fact: ``cars 2; light red`` → ``cars 2``,
+    ``light red``; ``the blue car: left, 20 to 40 m`` → ``the blue car: left``, ``the blue car:
+    20 to 40 m``."""
+    found = set()
+    for part in said.split(SEPARATOR.strip()):
+        name, colon, words = part.strip().partition(": ")
+        found |= {f"{name}: {w.strip()}" for w in words.split(",")} if colon else {part.strip()}
+    return found
+
+
+def sight_score(reply: str, sample: Sample, scene: Scene) -> float | None:
+    """How right a look-first reply's opening line is about what ``sample`` rests on: the
+    statements it shares with the scene's, of all it makes or should (1: exactly the scene's;
+    a statement too many counts as one missing, so listing every colour does not pay); None
+    where no caption fact answers the sample."""
+    seen = seen_in(sample, scene)
+    if seen is None:
+        return None
+    said = opening(reply)
+    truth, claimed = statements(seen[0]), statements(said) if said is not None else set()
+    return len(truth & claimed) / len(truth | claimed)
 
 
 def read_caption(text: str) -> list[int]:

@@ -25,6 +25,7 @@ from roadthink.models.toolcalls import TOOL_CALL
 from roadthink.scene.io import load_scene
 from roadthink.scene.types import Scene
 from roadthink.tasks.sample import AnswerType, Sample
+from roadthink.train.captions import sight_score
 
 Reward = Callable[..., list[float | None]]
 FORMAT = re.compile(r"<think>.+?</think>\s*<answer>.+?</answer>", re.DOTALL)
@@ -119,6 +120,20 @@ def meta_action_reward(completions: Sequence[Any], sample: Sequence[str], **kwar
     return rewards
 
 
+def sight_reward(
+    completions: Sequence[Any], sample: Sequence[str], scene_file: Sequence[str], **kwargs: Any
+) -> list[float | None]:
+    """For replies that open with what the image shows (``I see: …``, SFT's ``--look-first``):
+    how right that line is about what the question rests on, checked against the scene
+    (``captions.sight_score``: a side question's road user is paid for its side, distance and
+    lane alike); None where no caption fact answers the question. Verifiable like the answer,
+    and paid on the reading itself: the answer reward pays a lucky guess as much as a reading."""
+    return [
+        sight_score(text_of(c), _sample(row), _scene(path))
+        for c, row, path in zip(completions, sample, scene_file, strict=True)
+    ]
+
+
 def brevity_reward(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
     """For fast thinking: 1 up to BREVITY_BUDGET characters, then falling as the budget over
     the length (0.5 at twice the budget)."""
@@ -150,6 +165,7 @@ REWARDS: dict[str, Reward] = {
         waypoint_reward,
         collision_free_reward,
         meta_action_reward,
+        sight_reward,
         brevity_reward,
         tool_bonus_reward,
     )

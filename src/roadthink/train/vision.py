@@ -42,7 +42,7 @@ from roadthink.scene.catalog import COLOURS
 from roadthink.scene.io import load_scene
 from roadthink.scene.types import Category, LightState, Scene
 from roadthink.tasks.perception import COUNTED, MAX_COUNT, SINGLED_OUT, singled_out
-from roadthink.tasks.spatial import DISTANCE_BINS, LANES, placements
+from roadthink.tasks.spatial import DISTANCE_BINS, LANES, SIDES, placements
 from roadthink.tasks.views import ASKED_CATEGORIES, named, seen
 from roadthink.train.curves import draw_log
 from roadthink.train.data import ImageSizer, split_cache, train_split
@@ -61,7 +61,6 @@ NONE = "none"
 CATEGORIES = [c.value for c in Category]
 COLOUR_NAMES = sorted({name for names in COLOURS.values() for name in names})
 LIGHTS = [s.value for s in LightState]
-SIDES = {"left": "on the left", "right": "on the right"}  # of the ego's heading line (spatial.side_of)
 # what a token covers: kind, colour, lit lamp, and where the road user is in the spatial questions'
 # words (distance bin, side, lane: spatial.placements), so that a question about "the blue car"
 # finds its answer in the tokens that show a blue car
@@ -70,7 +69,7 @@ TOKEN_LABELS = [
     *COLOUR_NAMES,
     *(f"{s} lamp" for s in LIGHTS),
     *(label for _, _, label in DISTANCE_BINS),
-    *SIDES.values(),
+    *SIDES,
     *LANES.values(),
 ]
 
@@ -122,10 +121,7 @@ def token_targets(scene: Scene, size: tuple[int, int], cell: int, camera: str = 
     shown = [agent for agent in scene.agents if camera in agent.cameras]
     placed = placements(scene, shown)
     for agent in shown:
-        where = placed[agent.id]
-        labels = [agent.category.value, agent.color.name, where.distance, SIDES.get(where.side or "")]
-        labels += [LANES[where.lane] if where.lane else None]
-        labels = [label for label in labels if label]
+        labels = [agent.category.value, agent.color.name, *placed[agent.id].parts()]
         mark(agent.cameras[camera].bbox, [TOKEN_LABELS.index(label) for label in labels])
     for state, (u, v) in lit_lamps(scene, camera):
         mark((u, v, u, v), [TOKEN_LABELS.index(f"{state.value} lamp")])
@@ -241,7 +237,7 @@ TOKEN_GROUPS = {
     "category": CATEGORIES,
     "colour": COLOUR_NAMES,
     "distance": [label for _, _, label in DISTANCE_BINS],
-    "side": list(SIDES.values()),
+    "side": list(SIDES),
     "lane": list(LANES.values()),
 }
 
