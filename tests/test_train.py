@@ -28,7 +28,7 @@ from roadthink.eval.runner import RunConfig, run
 from roadthink.models.hf_backend import HFModel
 from roadthink.tasks.sample import AnswerType
 from roadthink.train.data import answer_text, grpo_dataset, seen_reasoning, sft_dataset, target, train_split
-from roadthink.train.grpo import GRPOSettings, train_grpo
+from roadthink.train.grpo import GRPOSettings, grpo_trainer, train_grpo
 from roadthink.train.run import TrainSettings
 from roadthink.train.sft import train_sft
 
@@ -173,6 +173,46 @@ def test_grpo_logs_every_reward_by_name_and_resumes(tiny_model, splits, tmp_path
     assert (out / "config.json").is_file() and (out / "processor_config.json").is_file()
     recorded = json.loads((out / "train_settings.json").read_text())
     assert recorded["kind"] == "grpo" and recorded["generations"] == 4 and recorded["beta"] == grpo.beta
+
+
+def test_grpo_scores_completions_with_the_log_probs_of_the_policy_that_sampled_them(tiny_model, splits, tmp_path):
+    """The loss's log-probs (a padded batch: several images, M-RoPE positions after left padding,
+    the temperature) are those of each prompt alone with its own image: else GRPO's gradient is
+    another policy's."""
+    settings = TrainSettings(steps=1, batch_size=8, limit=4, tasks=("color", "side"))
+    grpo = GRPOSettings(rewards=("accuracy",), generations=2, max_completion=12, temperature=0.6)
+    trainer = grpo_trainer(tiny_model, splits["train"][0], tmp_path / "g", settings, grpo)
+    model, image_token = trainer.model, trainer.model.config.image_token_id
+    torch.manual_seed(0)
+    batch = trainer._generate_and_score_completions([trainer.train_dataset[i] for i in range(4) for _ in range(2)])
+    prompts, completions = batch["prompt_ids"], batch["completion_ids"]
+    with torch.no_grad():
+        logps, _, _ = trainer._get_per_token_logps_and_entropies(
+            model,
+            torch.cat([prompts, completions], 1),
+            torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1),
+            completions.size(1),
+            pixel_values=batch["pixel_values"],
+            image_grid_thw=batch["image_grid_thw"],
+            num_images=batch["num_images"],
+            mm_token_type_ids=batch["mm_token_type_ids"],
+        )
+    grids = batch["image_grid_thw"]
+    first_patch = torch.cat([torch.zeros(1, dtype=torch.long), grids.prod(-1).cumsum(0)])
+    assert len(set(batch["prompt_mask"].sum(1).tolist())) > 1  # prompts of different lengths: padded
+    for row in range(prompts.size(0)):
+        prompt = prompts[row][batch["prompt_mask"][row].bool()]
+        completion = completions[row][batch["completion_mask"][row].bool()]
+        ids = torch.cat([prompt, completion])[None]
+        with torch.no_grad():
+            logits = model(
+                input_ids=ids,
+                pixel_values=batch["pixel_values"][first_patch[row] : first_patch[row + 1]],
+                image_grid_thw=grids[row : row + 1],
+                mm_token_type_ids=(ids == image_token).long(),
+            ).logits[0, len(prompt) - 1 : -1]
+        alone = torch.log_softmax(logits / grpo.temperature, -1).gather(-1, completion[:, None])[:, 0]
+        assert torch.allclose(logps[row][: len(completion)], alone, atol=1e-4), row
 
 
 def test_grpo_from_the_command_line_records_its_sampling_and_kl_settings(tiny_model, splits, tmp_path) -> None:

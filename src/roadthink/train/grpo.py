@@ -45,6 +45,19 @@ def train_grpo(
 ) -> Path:
     """GRPO from the model at ``init`` on the train split at ``bench_path``; resumes from
     OUT's last checkpoint; returns OUT, a model folder."""
+    trainer = grpo_trainer(init, bench_path, out, settings, grpo, val)
+    return train_and_save(trainer, trainer.processing_class, out)
+
+
+def grpo_trainer(
+    init: Path,
+    bench_path: Path,
+    out: Path,
+    settings: TrainSettings | None = None,
+    grpo: GRPOSettings | None = None,
+    val: Path | None = None,
+) -> GRPOTrainer:
+    """TRL's GRPOTrainer as ``train_grpo`` runs it (the settings recorded in OUT), not yet trained."""
     settings, grpo = settings or TrainSettings(), grpo or GRPOSettings()
     check_model_folder(init)
     rewards = select_rewards(grpo.rewards)
@@ -63,7 +76,7 @@ def train_grpo(
         beta=grpo.beta,
         reward_weights=list(grpo.weights) if grpo.weights is not None else None,
     )
-    trainer = GRPOTrainer(
+    return GRPOTrainer(
         model=network,
         args=config,
         train_dataset=grpo_dataset(bench, processor, settings.limit, out / "images", settings.families, settings.tasks),
@@ -71,4 +84,3 @@ def train_grpo(
         reward_funcs=rewards,
         callbacks=callbacks(out, processor, settings, val),
     )
-    return train_and_save(trainer, processor, out)
