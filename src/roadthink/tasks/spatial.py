@@ -27,7 +27,7 @@ MARGIN = 0.5  # metres: too close to a boundary to call is not asked
 SIDES = ("left", "right")  # of the ego's heading line (side_of)
 
 
-@task("side", FAMILY, AnswerType.CHOICE, buckets=["left", "right"])
+@task("side", FAMILY, AnswerType.CHOICE, buckets=list(SIDES))
 def side(scene: Scene, rng: np.random.Generator) -> Iterator[Sample]:
     """Whether a described road user is to the left or the right of the ego's heading."""
     for agent, name, identified in named(scene):
