@@ -643,7 +643,7 @@ def train_grpo(
         str,
         typer.Option(
             help="Rewards, comma-separated: accuracy, format, waypoint, collision_free, meta_action, "
-            "brevity, tool_bonus."
+            "sight (a look-first reply's opening line checked against the scene), brevity, tool_bonus."
         ),
     ] = "accuracy,format,waypoint,collision_free,meta_action",
     weights: Annotated[str | None, typer.Option(help="One weight per reward, comma-separated (default all 1).")] = None,
