@@ -23,7 +23,7 @@ from roadthink.eval.parsing import parse_answer
 from roadthink.eval.result import finished_results
 from roadthink.scene.io import load_scene
 from roadthink.tasks.sample import AnswerType
-from roadthink.train.captions import opening, sight_score
+from roadthink.train.captions import opening, seen_in, sight_score
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
         c = counts[sample.task]
         c["n"] += 1
         c["answer right"] += bool(result.correct)
-        c["sight"] += sight_score(reply, sample, load_scene(args.bench / sample.scene)) or 0.0
+        c["sight"] += sight_score(reply, seen_in(sample, load_scene(args.bench / sample.scene))) or 0.0
         if opened is None:
             continue
         seen = parse_answer(f"<answer>{opened}</answer>", sample.answer_type, sample.choices).value

@@ -206,12 +206,11 @@ def statements(said: str) -> set[str]:
     return found
 
 
-def sight_score(reply: str, sample: Sample, scene: Scene) -> float | None:
-    """How right a look-first reply's opening line is about what ``sample`` rests on: the
-    statements it shares with the scene's, of all it makes or should (1: exactly the scene's;
-    a statement too many counts as one missing, so listing every colour does not pay); None
-    where no caption fact answers the sample."""
-    seen = seen_in(sample, scene)
+def sight_score(reply: str, seen: tuple[str, str] | None) -> float | None:
+    """How right a look-first reply's opening line is about what a sample rests on (``seen``,
+    its ``seen_in``): the statements it shares with the scene's, of all it makes or should (1:
+    exactly the scene's; a statement too many counts as one missing, so listing every colour
+    does not pay); None where no caption fact answers the sample (``seen`` is None)."""
     if seen is None:
         return None
     said = opening(reply)

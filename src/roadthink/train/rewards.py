@@ -25,7 +25,7 @@ from roadthink.models.toolcalls import TOOL_CALL
 from roadthink.scene.io import load_scene
 from roadthink.scene.types import Scene
 from roadthink.tasks.sample import AnswerType, Sample
-from roadthink.train.captions import sight_score
+from roadthink.train.captions import seen_in, sight_score
 
 Reward = Callable[..., list[float | None]]
 FORMAT = re.compile(r"<think>.+?</think>\s*<answer>.+?</answer>", re.DOTALL)
@@ -129,9 +129,15 @@ def sight_reward(
     lane alike); None where no caption fact answers the question. Verifiable like the answer,
     and paid on the reading itself: the answer reward pays a lucky guess as much as a reading."""
     return [
-        sight_score(text_of(c), _sample(row), _scene(path))
-        for c, row, path in zip(completions, sample, scene_file, strict=True)
+        sight_score(text_of(c), _seen(row, path)) for c, row, path in zip(completions, sample, scene_file, strict=True)
     ]
+
+
+@lru_cache(maxsize=256)
+def _seen(row: str, path: str) -> tuple[str, str] | None:
+    """What a sample's opening line should say, once for its group of completions (it places
+    road users among the scene's lanes)."""
+    return seen_in(_sample(row), _scene(path))
 
 
 def brevity_reward(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
