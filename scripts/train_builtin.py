@@ -52,7 +52,7 @@ LOOKED = ("color", "count", "exists", "light_state", "side", "distance", "lane")
 class Recipe:
     seed: int = 0
     train_size: int = 400  # samples per task in the train split (28 tasks)
-    val_size: int = 4
+    val_size: int = 20  # the stage shipped is the one more accurate here: at 4 a task, SFT and GRPO tied twice
     # per task: 1400 samples in all, 250 a family for perception and spatial, where the goal is 10 points (at 20 a
     # task, a family's 95 % interval was ±9 points: GRPO's gain over SFT moved by 9 between two close recipes)
     test_size: int = 50
@@ -87,6 +87,10 @@ class Recipe:
             # not category: its caption is read barely above the majority class, and answered in
             # words it named categories that were not options (11 of 20 test replies unparsed)
             look_first=LOOKED,
+            # two thirds of the split's rows are those questions' (a quarter of the tasks): the others are
+            # answered at chance whatever SFT does, and their rows only keep the reply's form
+            focus=LOOKED,
+            focus_share=2 / 3,
         )
     )
     # GRPO on the questions whose replies read the image first (LOOKED; on the others a right sample is a lucky
@@ -202,7 +206,7 @@ two CPU cores, and trained only on roadthink-bench: it is a working fixture of t
 
 ## Training (seed {recipe.seed}, `scripts/train_builtin.py`)
 - data: roadthink-bench train split, {recipe.train_size} samples per task (all {tasks} tasks), its own scene seeds;
-  val split {recipe.val_size} per task for the accuracy logged during SFT
+  val split {recipe.val_size} per task for the accuracy logged during SFT and the choice of the stage shipped
 - vision pre-training (`roadthink train vision`, `roadthink.train.vision`): the vision tower alone, on the split's
   front-camera images and those of {recipe.vision_scenes:,} more scenes of the same mix (no questions), with heads
   on the mean of its merged tokens for the scene facts the perception questions ask about and a head on each token
@@ -218,8 +222,9 @@ two CPU cores, and trained only on roadthink-bench: it is a working fixture of t
   {_held_out(stages["captions"], "val_captions", recipe.vision_held_out)}
 - SFT (TRL `SFTTrainer`, from the caption model{_frozen(recipe.sft)}, loss on the reply only):
   target `<think>reference steps</think><answer>answer</answer>`, the steps without the scene's agent, light and
-  lane ids (no image shows them){_looking(recipe.sft)}; {100 * recipe.sft.caption_share:.0f} % of the rows are
-  captions of the extra scenes, as in the caption stage, so that the language model keeps reading the tower;
+  lane ids (no image shows them){_looking(recipe.sft)}{_focus(recipe.sft)};
+  {100 * recipe.sft.caption_share:.0f} % of the rows are captions of the extra scenes, as in the caption stage, so
+  that the language model keeps reading the tower;
   {_settings(recipe.sft)}; {runtime(stages["sft"]) / 60:.1f} min on 2 CPU cores
 - GRPO (TRL `GRPOTrainer`, from the SFT model{_frozen(recipe.grpo)}) on the
   {", ".join(recipe.grpo.tasks or recipe.grpo.families or ["all"])} samples of the same split:
@@ -279,6 +284,16 @@ def _looking(settings: TrainSettings) -> str:
         "(`<think>I see: nearest car colour white. …</think><answer>nearest car colour white</answer>`, "
         "`<think>I see: the blue car: left, 20 to 40 m, an oncoming lane. …</think>` then "
         "`<answer>the blue car: left</answer>`)"
+    )
+
+
+def _focus(settings: TrainSettings) -> str:
+    """How SFT's rows are shared out between tasks (``data.focused``)."""
+    if not settings.focus:
+        return ""
+    return (
+        f"; {100 * settings.focus_share:.0f} % of the split's rows are the samples of {', '.join(settings.focus)} "
+        "(repeated), the rest spread over the other tasks"
     )
 
 

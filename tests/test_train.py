@@ -27,7 +27,15 @@ from roadthink.eval.prompt import messages_for
 from roadthink.eval.runner import RunConfig, run
 from roadthink.models.hf_backend import HFModel
 from roadthink.tasks.sample import AnswerType
-from roadthink.train.data import answer_text, grpo_dataset, seen_reasoning, sft_dataset, target, train_split
+from roadthink.train.data import (
+    answer_text,
+    focused,
+    grpo_dataset,
+    seen_reasoning,
+    sft_dataset,
+    target,
+    train_split,
+)
 from roadthink.train.grpo import GRPOSettings, grpo_trainer, train_grpo
 from roadthink.train.run import TrainSettings
 from roadthink.train.sft import train_sft
@@ -96,6 +104,25 @@ def test_training_can_keep_to_some_families_and_tasks(tiny_model, splits) -> Non
         sft_dataset(bench, processor, families=("spatial",), tasks=("count",))
 
 
+def test_sft_can_spend_a_share_of_its_rows_on_some_tasks(tiny_model, splits) -> None:
+    bench = train_split(splits["train"][0])
+    chosen = ("side", "color")
+    rows = focused(bench.samples, chosen, 0.75, bench.path)
+    assert len(rows) == len(bench.samples)
+    inside = [s for s in rows if s.task in chosen]
+    assert len(inside) == round(0.75 * len(rows))
+    assert {s.id for s in inside} == {s.id for s in bench.samples if s.task in chosen}  # every one, repeated
+    others = {s.task for s in bench.samples if s.task not in chosen}
+    assert {s.task for s in rows if s.task not in chosen} == others  # the rest spread over every other task
+    with pytest.raises(RoadthinkError, match=r"focus share 1\.0 is not between 0 and 1"):
+        focused(bench.samples, chosen, 1.0, bench.path)
+    with pytest.raises(RoadthinkError, match="no samples of steer; its tasks:"):
+        focused(bench.samples, ("steer",), 0.5, bench.path)
+    processor = AutoProcessor.from_pretrained(tiny_model)
+    data = sft_dataset(bench, processor, focus=(chosen, 0.75))
+    assert all(s.question in str(prompt) for s, prompt in zip(rows, data["prompt"], strict=True))
+
+
 def test_only_train_splits_are_trained_on(splits, tmp_path) -> None:
     with pytest.raises(RoadthinkError, match="is a test split: train on a train split"):
         train_split(splits["test"][0])
@@ -149,6 +176,11 @@ def test_a_frozen_vision_tower_stays_as_it_was_but_its_merger_trains(tiny_model,
 def test_cli_builds_the_recipe_and_measures_val_accuracy(splits, tmp_path) -> None:
     out = tmp_path / "cli"
     args = ["train", "sft", "--bench", str(splits["train"][0]), "--out", str(out), "--steps", "2", "--batch-size", "2"]
+    result = CliRunner().invoke(app, [*args, "--limit", "8", "--focus", "side", "--focus-share", "0.5"])
+    assert result.exit_code == 2 and "no samples of side" in result.output  # the first 8 are of other tasks
+    result = CliRunner().invoke(app, [*args, "--focus", "side"])
+    assert result.exit_code == 2 and "--focus and --focus-share go together" in result.output
+    args += ["--focus", "color, count", "--focus-share", "0.5"]
     result = CliRunner().invoke(app, [*args, "--limit", "8", "--val", str(splits["test"][0]), "--val-size", "4"])
     assert result.exit_code == 0, result.output
     config = json.loads((out / "init" / "config.json").read_text())
@@ -156,7 +188,8 @@ def test_cli_builds_the_recipe_and_measures_val_accuracy(splits, tmp_path) -> No
     accuracy = [row["val_accuracy"] for row in log(out) if "val_accuracy" in row]
     assert len(accuracy) == 1 and 0.0 <= accuracy[0] <= 1.0
     assert (out / "val" / "step-2" / "metrics.json").is_file()
-    assert json.loads((out / "train_settings.json").read_text())["steps"] == 2
+    recorded = json.loads((out / "train_settings.json").read_text())
+    assert recorded["steps"] == 2 and recorded["focus"] == ["color", "count"] and recorded["focus_share"] == 0.5
 
 
 def test_grpo_logs_every_reward_by_name_and_resumes(tiny_model, splits, tmp_path) -> None:

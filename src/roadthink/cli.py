@@ -615,6 +615,13 @@ def train_sft(
             "train captions)."
         ),
     ] = None,
+    focus: Annotated[
+        str | None,
+        typer.Option(help="Tasks (comma-separated) whose samples are --focus-share of the rows, repeated as needed."),
+    ] = None,
+    focus_share: Annotated[
+        float, typer.Option(help="The share of the split's rows that are --focus samples (e.g. 0.67).")
+    ] = 0.0,
     device: TrainDevice = "auto",
     seed: TrainSeed = 0,
 ) -> None:
@@ -624,10 +631,13 @@ def train_sft(
 
     if captions and not caption_share:
         raise RoadthinkError("--captions needs --caption-share, the share of rows that are captions (e.g. 0.33)")
+    if bool(focus) != bool(focus_share):
+        raise RoadthinkError("--focus and --focus-share go together: the tasks, and the share of rows that are theirs")
     settings = _train_settings(
         steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit, families=families,
         tasks=tasks, val_every=val_every, val_size=val_size, save_steps=save_steps, freeze_vision=freeze_vision,
         caption_share=caption_share, look_first=tuple(_names(look_first)) if look_first else (),
+        focus=tuple(_names(focus)) if focus else (), focus_share=focus_share,
     )  # fmt: skip
     folder = run_sft(bench, out, model, settings, val, captions or ())
     _print_trained(folder)

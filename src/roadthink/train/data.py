@@ -127,6 +127,23 @@ def _only(samples: list[Sample], field: str, wanted: tuple[str, ...] | None, whe
     return [s for s in samples if getattr(s, field) in wanted]
 
 
+def focused(samples: list[Sample], tasks: tuple[str, ...], share: float, where: Path) -> list[Sample]:
+    """``samples`` resampled to as many rows: ``share`` of them those of ``tasks`` (repeated in
+    turn), the rest the others (spread evenly over them). A fixed budget of steps is then spent where
+    the pixels answer: on the recipe's split, 300 more SFT steps on the look-first tasks alone
+    lifted perception from 34.8 to 48.8 % (count 18 → 42, presence 52 → 82), the same steps over
+    all tasks to 38.4. As many rows: the caption rows mixed in keep their share."""
+    if not 0.0 < share < 1.0:
+        raise RoadthinkError(f"focus share {share} is not between 0 and 1 (exclusive)")
+    inside = _only(samples, "task", tasks, where)
+    outside = [s for s in samples if s.task not in tasks]
+    if not outside:
+        return inside
+    wanted = round(len(samples) * share)
+    rest = len(samples) - wanted
+    return [outside[i * len(outside) // rest] for i in range(rest)] + [inside[i % len(inside)] for i in range(wanted)]
+
+
 def sft_dataset(
     bench: Bench,
     processor: Any,
@@ -135,16 +152,21 @@ def sft_dataset(
     families: tuple[str, ...] | None = None,
     reply: Callable[[Sample], str] = target,
     tasks: tuple[str, ...] | None = None,
+    focus: tuple[tuple[str, ...], float] | None = None,
 ) -> Dataset:
     """``prompt`` (system, user with images and question), ``completion`` (the assistant's
-    target, ``reply`` of the sample) and ``images`` (decoded only when a batch needs them).
+    target, ``reply`` of the sample) and ``images`` (decoded only when a batch needs them);
+    with ``focus`` (tasks, share), those tasks' samples repeated to that share of the rows.
 
     With ``cache``, the images are resized once, into that folder, to the size the processor
     would resize them to at every step (the same resampling, so the pixels are the same): on a
     CPU, decoding and resizing full-size images took a third of each step."""
+    samples = _rows(bench, limit, families, tasks)
+    if focus:
+        samples = focused(samples, *focus, bench.path)
     return _dataset(
         bench,
-        _rows(bench, limit, families, tasks),
+        samples,
         processor,
         cache,
         lambda sample: {"completion": [{"role": "assistant", "content": [{"type": "text", "text": reply(sample)}]}]},

@@ -44,6 +44,9 @@ class TrainSettings:
     caption_share: float = 0.0  # SFT: the share of rows that are captions of scene images (train/captions.py)
     # SFT: tasks whose replies read the image in the captions' words (captions.looking)
     look_first: tuple[str, ...] = ()
+    # SFT: tasks whose samples are focus_share of the split's rows, repeated as needed (data.focused)
+    focus: tuple[str, ...] = ()
+    focus_share: float = 0.0
 
 
 RECIPE = TinyConfig(  # the CPU recipe: 4.0 M parameters, 6 samples/s in SFT on 2 cores
@@ -93,7 +96,7 @@ def trainer_arguments(settings: TrainSettings, out: Path, device: str) -> dict[s
         "bf16": device.startswith("cuda"),
         "dataloader_num_workers": 0,
         # TRL turns it on by default: it saves memory a small model does not need, for a third more compute
-        "gradient_checkpointing": settings.gradient_checkpointing,
+        "activation_checkpointing": settings.gradient_checkpointing,
     }
 
 

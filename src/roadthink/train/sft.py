@@ -29,12 +29,16 @@ def train_sft(
     captions: Sequence[Path] = (),
 ) -> Path:
     """Fine-tune ``model`` on the train split at ``bench_path``, with captions of the scene
-    folders ``captions`` as ``settings.caption_share`` of the rows when it is above 0; resumes
+    folders ``captions`` as ``settings.caption_share`` of the rows when it is above 0, and the
+    samples of ``settings.focus`` as ``settings.focus_share`` of the split's rows when given; resumes
     from OUT's last checkpoint; returns OUT, a model folder."""
     settings = settings or TrainSettings()
     bench, device, processor, network = starting_point("sft", bench_path, out, model, settings)
     reply = looking(bench, settings.look_first) if settings.look_first else target
-    dataset = sft_dataset(bench, processor, settings.limit, out / "images", settings.families, reply, settings.tasks)
+    focus = (settings.focus, settings.focus_share) if settings.focus else None
+    dataset = sft_dataset(
+        bench, processor, settings.limit, out / "images", settings.families, reply, settings.tasks, focus
+    )
     if settings.caption_share:
         found = caption_rows(captions, processor, out / "images", settings.caption_share, len(dataset))
         dataset = concatenate_datasets([dataset.select_columns(["prompt", "completion", "images"]), found])
