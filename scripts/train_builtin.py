@@ -289,12 +289,8 @@ def _looking(settings: TrainSettings) -> str:
 
 def _focus(settings: TrainSettings) -> str:
     """How SFT's rows are shared out between tasks (``data.focused``)."""
-    if not settings.focus:
-        return ""
-    return (
-        f"; {100 * settings.focus_share:.0f} % of the split's rows are the samples of {', '.join(settings.focus)} "
-        "(repeated), the rest spread over the other tasks"
-    )
+    shared = f"; {100 * settings.focus_share:.0f} % of the split's rows are the samples of {', '.join(settings.focus)}"
+    return f"{shared} (repeated), the rest spread over the other tasks" if settings.focus else ""
 
 
 def _frozen(settings: TrainSettings) -> str:
