@@ -160,6 +160,9 @@ def test_demo_evaluates_the_builtin_model_beside_the_blind_baseline_and_the_orac
     assert all(f"{m} accuracy" in result.output for m in ("builtin", "blind", "oracle"))
     runs = {m: json.loads((tmp_path / "runs" / m / "metrics.json").read_text()) for m in ("builtin", "blind", "oracle")}
     assert runs["oracle"]["overall"]["accuracy"] >= 0.98 > runs["blind"]["overall"]["accuracy"]
+    low, high = runs["blind"]["overall"]["ci95"]  # each figure beside its interval
+    shown = f"{100 * runs['blind']['overall']['accuracy']:.1f} ({100 * low:.0f}–{100 * high:.0f})"
+    assert shown in result.output and "95 % interval" in result.output
     replies = [json.loads(line) for line in (tmp_path / "runs" / "builtin" / "samples.jsonl").read_text().splitlines()]
     assert len(replies) == runs["oracle"]["overall"]["n"] and all(r["prediction"] for r in replies)
     assert "report.html" in result.output and (tmp_path / "runs" / "builtin" / "report.html").is_file()

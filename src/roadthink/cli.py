@@ -6,7 +6,7 @@ import functools
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -339,7 +339,8 @@ def eval_(
     )
     metrics = asyncio.run(run(the_model, split, out, config))
     _print_metrics(metrics, f"{model} on {bench}")
-    console.print(f"results: {out / 'samples.jsonl'}  metrics: {out / 'metrics.json'}  report: {out / 'report.html'}")
+    paths = f"results: {out / 'samples.jsonl'}  metrics: {out / 'metrics.json'}  report: {out / 'report.html'}"
+    console.print(paths, soft_wrap=True)  # unwrapped: paths to copy
 
 
 def _agent_config(mode: str | None, tools: str | None, turns: int, calls: int, seconds: float):
@@ -744,6 +745,14 @@ def _folder_name(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._]+", "-", model).strip("-") or "model"
 
 
+def _accuracy_cell(block: dict[str, Any]) -> str:
+    """A metrics block's accuracy in percent with its 95 % interval, or "-" where none was judged."""
+    if block.get("accuracy") is None:
+        return "-"
+    low, high = block["ci95"]
+    return f"{100 * block['accuracy']:.1f} ({100 * low:.0f}–{100 * high:.0f})"
+
+
 @app.command()
 @reports_errors
 def demo(
@@ -771,7 +780,11 @@ def demo(
         the_model = resolve_model(name, train=splits["train"][0])
         config = RunConfig(name, test, ["clean"], concurrency=fitting_concurrency(the_model))
         results[name] = asyncio.run(run(the_model, load_bench(test), out / "runs" / _folder_name(name), config))
-    table = Table(title=f"roadthink demo: {results[model]['overall']['n']} samples of {test}")
+    # the interval beside each figure: on a demo's few samples a model and chance differ by luck alone
+    table = Table(
+        title=f"roadthink demo: {results[model]['overall']['n']} samples of {test}",
+        caption="accuracy % (its 95 % interval)",
+    )
     table.add_column("family")
     for name in results:
         table.add_column(f"{name} accuracy", justify="right")
@@ -779,7 +792,7 @@ def demo(
     for row, blocks in [("overall", [r["overall"] for r in results.values()])] + [
         (f, [r["by_family"][f] for r in results.values()]) for f in families
     ]:
-        table.add_row(row, *("-" if b.get("accuracy") is None else f"{100 * b['accuracy']:.1f}" for b in blocks))
+        table.add_row(row, *map(_accuracy_cell, blocks))
     console.print(table)
-    for name in results:
-        console.print(f"{name} report: {out / 'runs' / _folder_name(name) / 'report.html'}")
+    for name in results:  # unwrapped: a path to copy
+        console.print(f"{name} report: {out / 'runs' / _folder_name(name) / 'report.html'}", soft_wrap=True)
