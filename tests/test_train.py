@@ -26,7 +26,7 @@ from roadthink.eval.parsing import parse_answer
 from roadthink.eval.prompt import messages_for
 from roadthink.eval.runner import RunConfig, run
 from roadthink.models.hf_backend import HFModel
-from roadthink.tasks.sample import AnswerType
+from roadthink.tasks.sample import AnswerType, Sample
 from roadthink.train.data import (
     answer_text,
     focused,
@@ -248,6 +248,28 @@ def test_grpo_scores_completions_with_the_log_probs_of_the_policy_that_sampled_t
         assert torch.allclose(logps[row][: len(completion)], alone, atol=1e-4), row
 
 
+def test_guided_grpo_puts_the_taught_reply_last_in_each_group(tiny_model, splits, tmp_path) -> None:
+    """Off-policy guidance: the last completion of each group is the reply SFT teaches, scored as
+    the samples are, so a group of wrong samples holds one right reply with the best advantage."""
+    settings = TrainSettings(steps=1, batch_size=8, limit=4, tasks=("color", "side"))
+    grpo = GRPOSettings(rewards=("accuracy", "format"), generations=2, max_completion=160, guidance=1)
+    trainer = grpo_trainer(tiny_model, splits["train"][0], tmp_path / "g", settings, grpo)
+    examples = [trainer.train_dataset[i] for i in range(4) for _ in range(2)]
+    trainer.model.train()  # as in training: evaluation's generations are all sampled
+    torch.manual_seed(0)
+    batch = trainer._generate_and_score_completions(examples)
+    ids, mask, advantages = batch["completion_ids"], batch["completion_mask"].bool(), batch["advantages"]
+    replies = [ids[row][mask[row]].tolist() for row in range(len(examples))]
+    for group in range(4):
+        sampled, guided = 2 * group, 2 * group + 1
+        reference = examples[guided]["reference"]
+        assert reference == target(Sample.model_validate_json(examples[guided]["sample"]))
+        assert replies[guided] == trainer.reference_ids(reference) and replies[sampled] != replies[guided]
+        assert advantages[guided] > advantages[sampled]  # the untrained model's sample is wrong, the reference right
+    with pytest.raises(RoadthinkError, match="longer than max_completion 160"):
+        trainer.reference_ids("<think>" + "a car " * 200 + "</think>")
+
+
 def test_grpo_from_the_command_line_records_its_sampling_and_kl_settings(tiny_model, splits, tmp_path) -> None:
     out = tmp_path / "grpo-cli"
     args = ["train", "grpo", "--init", str(tiny_model), "--bench", str(splits["train"][0]), "--out", str(out)]
@@ -261,6 +283,19 @@ def test_grpo_from_the_command_line_records_its_sampling_and_kl_settings(tiny_mo
     assert (out / "curves.png").is_file()
 
 
+def test_guided_grpo_from_the_command_line_says_in_one_line_when_a_reference_is_too_long(
+    tiny_model, splits, tmp_path
+) -> None:
+    out = tmp_path / "guided"
+    args = ["train", "grpo", "--init", str(tiny_model), "--bench", str(splits["train"][0]), "--out", str(out)]
+    options = ["--steps", "1", "--batch-size", "4", "--generations", "2", "--max-completion", "6", "--limit", "4"]
+    result = CliRunner().invoke(app, [*args, *options, "--guidance", "1", "--look-first", "color,side"])
+    assert result.exit_code == 2
+    assert re.search(r"a reference reply of \d+ tokens is longer than max_completion 6", result.output)
+    recorded = json.loads((out / "train_settings.json").read_text())
+    assert recorded["guidance"] == 1 and recorded["look_first"] == ["color", "side"]
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -268,6 +303,7 @@ def test_grpo_from_the_command_line_records_its_sampling_and_kl_settings(tiny_mo
         ({"grpo": GRPOSettings(rewards=("accuracy", "speed"))}, "unknown reward 'speed'"),
         ({"grpo": GRPOSettings(rewards=("accuracy",), weights=(1.0, 2.0))}, "2 reward weights for 1 rewards"),
         ({"settings": TrainSettings(batch_size=6)}, "batch size 6 must be a multiple of the 8 generations"),
+        ({"grpo": GRPOSettings(generations=2, guidance=2)}, "guidance 2 must leave at least one of the 2"),
     ],
 )
 def test_grpo_refuses_bad_input_in_one_line(tiny_model, splits, tmp_path, change, message) -> None:

@@ -488,6 +488,14 @@ def models_tiny(
 # Options both training commands take.
 TrainBench = Annotated[Path, typer.Option(help="A train split (roadthink bench build --split train).")]
 TrainOut = Annotated[Path, typer.Option(help="Output folder: checkpoints, log.jsonl, then the model (hf:OUT).")]
+LookFirst = Annotated[
+    str | None,
+    typer.Option(
+        help="Tasks (comma-separated: category, color, count, exists, light_state, side, distance, lane) whose "
+        "replies open with what the image shows and answer with it, in the captions' words (for a model from "
+        "train captions)."
+    ),
+]
 Steps = Annotated[int, typer.Option(help="Optimiser steps.")]
 TrainBatch = Annotated[int, typer.Option(help="Samples (GRPO: completions) per step.")]
 LearningRate = Annotated[float, typer.Option(help="Peak learning rate (cosine schedule).")]
@@ -608,14 +616,7 @@ def train_sft(
     caption_share: Annotated[
         float, typer.Option(help="The share of rows that are captions (0: none; 0.33 keeps a caption model reading).")
     ] = 0.0,
-    look_first: Annotated[
-        str | None,
-        typer.Option(
-            help="Tasks (comma-separated: category, color, count, exists, light_state, side, distance, lane) whose "
-            "replies open with what the image shows and answer with it, in the captions' words (for a model from "
-            "train captions)."
-        ),
-    ] = None,
+    look_first: LookFirst = None,
     focus: Annotated[
         str | None,
         typer.Option(help="Tasks (comma-separated) whose samples are --focus-share of the rows, repeated as needed."),
@@ -664,6 +665,13 @@ def train_grpo(
     beta: Annotated[
         float, typer.Option(help="KL penalty to the starting model (0: none; 0.04 keeps a small model near it).")
     ] = 0.0,
+    guidance: Annotated[
+        int,
+        typer.Option(
+            help="Completions of each group that are the reply SFT teaches, not samples (off-policy guidance; 0: none)."
+        ),
+    ] = 0,
+    look_first: LookFirst = None,
     steps: Steps = 200,
     batch_size: TrainBatch = 32,
     lr: LearningRate = 1e-4,
@@ -685,12 +693,13 @@ def train_grpo(
     settings = _train_settings(
         steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, limit=limit, families=families,
         tasks=tasks, val_every=val_every, val_size=val_size, save_steps=save_steps, freeze_vision=freeze_vision,
+        look_first=tuple(_names(look_first)) if look_first else (),
     )  # fmt: skip
     try:
         weighted = None if weights is None else tuple(float(w) for w in _names(weights))
     except ValueError:
         raise RoadthinkError(f"--weights: {weights!r} is not a comma-separated list of numbers") from None
-    grpo = GRPOSettings(tuple(_names(rewards)), weighted, generations, max_completion, temperature, beta)
+    grpo = GRPOSettings(tuple(_names(rewards)), weighted, generations, max_completion, temperature, beta, guidance)
     folder = run_grpo(init, bench, out, settings, grpo, val)
     _print_trained(folder)
 

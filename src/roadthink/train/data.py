@@ -234,13 +234,14 @@ def grpo_dataset(
     cache: Path | None = None,
     families: tuple[str, ...] | None = None,
     tasks: tuple[str, ...] | None = None,
+    reference: Callable[[Sample], str] | None = None,
 ) -> Dataset:
     """``prompt`` (system and user turns), ``images`` (resized once into ``cache`` when given,
-    as for SFT), and for the rewards the ``sample`` as JSON and its ``scene_file``."""
-    return _dataset(
-        bench,
-        _rows(bench, limit, families, tasks),
-        processor,
-        cache,
-        lambda sample: {"sample": sample.model_dump_json(), "scene_file": str(bench.path / sample.scene)},
-    )
+    as for SFT), and for the rewards the ``sample`` as JSON and its ``scene_file``; with
+    ``reference``, its reply to each sample as ``reference`` (for off-policy guidance)."""
+
+    def fields(sample: Sample) -> dict[str, Any]:
+        found = {"sample": sample.model_dump_json(), "scene_file": str(bench.path / sample.scene)}
+        return found | ({"reference": reference(sample)} if reference is not None else {})
+
+    return _dataset(bench, _rows(bench, limit, families, tasks), processor, cache, fields)

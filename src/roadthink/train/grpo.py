@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from trl import GRPOConfig, GRPOTrainer
 
@@ -15,6 +16,7 @@ from roadthink.errors import RoadthinkError
 from roadthink.train.data import grpo_dataset
 from roadthink.train.rewards import select_rewards
 from roadthink.train.run import TrainSettings, callbacks, starting_point, train_and_save, trainer_arguments
+from roadthink.train.sft import taught
 
 DEFAULT_REWARDS = ("accuracy", "format", "waypoint", "collision_free", "meta_action")
 
@@ -27,6 +29,8 @@ class GRPOSettings:
     max_completion: int = 96  # tokens
     temperature: float = 1.0
     beta: float = 0.0  # KL penalty to the initial model (0: none, as DAPO and Dr. GRPO)
+    # completions of each group that are the reply SFT teaches, not samples (off-policy guidance, as LUFFY): 0: none
+    guidance: int = 0
 
 
 def check_model_folder(path: Path) -> None:
@@ -63,6 +67,10 @@ def grpo_trainer(
     rewards = select_rewards(grpo.rewards)
     if grpo.weights is not None and len(grpo.weights) != len(rewards):
         raise RoadthinkError(f"{len(grpo.weights)} reward weights for {len(rewards)} rewards: give one per reward")
+    if not 0 <= grpo.guidance < grpo.generations:
+        raise RoadthinkError(
+            f"guidance {grpo.guidance} must leave at least one of the {grpo.generations} generations sampled"
+        )
     if settings.batch_size % grpo.generations:
         raise RoadthinkError(
             f"batch size {settings.batch_size} must be a multiple of the {grpo.generations} generations per prompt"
@@ -76,11 +84,61 @@ def grpo_trainer(
         beta=grpo.beta,
         reward_weights=list(grpo.weights) if grpo.weights is not None else None,
     )
-    return GRPOTrainer(
+    reference = taught(bench, settings) if grpo.guidance else None
+    return GuidedGRPOTrainer(
         model=network,
         args=config,
-        train_dataset=grpo_dataset(bench, processor, settings.limit, out / "images", settings.families, settings.tasks),
+        train_dataset=grpo_dataset(
+            bench, processor, settings.limit, out / "images", settings.families, settings.tasks, reference
+        ),
         processing_class=processor,
         reward_funcs=rewards,
         callbacks=callbacks(out, processor, settings, val),
+        guidance=grpo.guidance,
     )
+
+
+class GuidedGRPOTrainer(GRPOTrainer):
+    """TRL's GRPOTrainer, where the last ``guidance`` completions of each group are the reply SFT
+    teaches rather than samples (off-policy guidance, LUFFY: Yan et al., 2025). A group the model
+    answers all wrong then still holds a right reply, which its advantage among the sampled ones
+    pulls the policy toward; where the samples are right as well, its advantage is near 0. Its
+    tokens are scored by the current policy as sampled ones are (a ratio of 1 at the step it
+    joins: an advantage-weighted likelihood step on it). The rewards logged count it too.
+    With ``guidance`` 0 it is the GRPOTrainer itself."""
+
+    def __init__(self, *args: Any, guidance: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guidance = guidance
+        self.references: list[str] = []
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        self.references = [example.get("reference", "") for example in inputs]
+        return super()._generate_and_score_completions(inputs)
+
+    def _generate_single_turn(self, prompt_ids: Any, images: Any, fields: Any, generations: int, *more: Any) -> Any:
+        completion_ids, logprobs = super()._generate_single_turn(prompt_ids, images, fields, generations, *more)
+        if self.guidance and self.model.training:
+            if logprobs is not None:  # vLLM's: importance sampling would need the sampler's view of the reference
+                raise RoadthinkError("off-policy guidance runs with transformers' generation, not vLLM's")
+            for i in guided(len(completion_ids), generations, self.guidance):
+                completion_ids[i] = self.reference_ids(self.references[i])
+        return completion_ids, logprobs
+
+    def reference_ids(self, text: str) -> list[int]:
+        """The tokens of a reference reply as the model would end it (its first end-of-turn
+        token); one longer than the completions sampled is a one-line error."""
+        tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+        ids = tokenizer(text, add_special_tokens=False).input_ids + self.eos_token_ids[:1]
+        if len(ids) > self.max_completion_length:
+            raise RoadthinkError(
+                f"a reference reply of {len(ids)} tokens is longer than max_completion {self.max_completion_length}: "
+                f"raise it ({text[:60]!r}…)"
+            )
+        return ids
+
+
+def guided(completions: int, generations: int, guidance: int) -> list[int]:
+    """The indices of the guided completions: the last ``guidance`` of each group of ``generations``
+    (TRL's sampler puts a prompt's completions next to each other)."""
+    return [i for i in range(completions) if i % generations >= generations - guidance]

@@ -42,7 +42,7 @@ class TrainSettings:
     gradient_checkpointing: bool = False  # on for a large model on a small GPU
     freeze_vision: bool = False  # keep the vision tower as it is; its merger (the projector) still trains
     caption_share: float = 0.0  # SFT: the share of rows that are captions of scene images (train/captions.py)
-    # SFT: tasks whose replies read the image in the captions' words (captions.looking)
+    # SFT (and GRPO's guidance): tasks whose replies read the image in the captions' words (captions.looking)
     look_first: tuple[str, ...] = ()
     # SFT: tasks whose samples are focus_share of the split's rows, repeated as needed (data.focused)
     focus: tuple[str, ...] = ()

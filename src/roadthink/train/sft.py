@@ -10,11 +10,13 @@ model folder: ``roadthink eval --model hf:OUT``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from datasets import concatenate_datasets
 
+from roadthink.eval.bench import Bench
+from roadthink.tasks.sample import Sample
 from roadthink.train.captions import caption_rows, looking
 from roadthink.train.data import sft_dataset, target
 from roadthink.train.run import TrainSettings, callbacks, fine_tune, starting_point
@@ -34,7 +36,7 @@ def train_sft(
     from OUT's last checkpoint; returns OUT, a model folder."""
     settings = settings or TrainSettings()
     bench, device, processor, network = starting_point("sft", bench_path, out, model, settings)
-    reply = looking(bench, settings.look_first) if settings.look_first else target
+    reply = taught(bench, settings)
     focus = (settings.focus, settings.focus_share) if settings.focus else None
     dataset = sft_dataset(
         bench, processor, settings.limit, out / "images", settings.families, reply, settings.tasks, focus
@@ -43,3 +45,9 @@ def train_sft(
         found = caption_rows(captions, processor, out / "images", settings.caption_share, len(dataset))
         dataset = concatenate_datasets([dataset.select_columns(["prompt", "completion", "images"]), found])
     return fine_tune(network, processor, dataset, settings, out, device, callbacks(out, processor, settings, val))
+
+
+def taught(bench: Bench, settings: TrainSettings) -> Callable[[Sample], str]:
+    """The reply SFT teaches for each sample: opened by what the image shows for the tasks of
+    ``settings.look_first`` (``captions.looking``), the reference reasoning and answer for the rest."""
+    return looking(bench, settings.look_first) if settings.look_first else target
