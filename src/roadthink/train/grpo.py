@@ -104,38 +104,42 @@ class GuidedGRPOTrainer(GRPOTrainer):
     answers all wrong then still holds a right reply, which its advantage among the sampled ones
     pulls the policy toward; where the samples are right as well, its advantage is near 0. Its
     tokens are scored by the current policy as sampled ones are (a ratio of 1 at the step it
-    joins: an advantage-weighted likelihood step on it). The rewards logged count it too.
-    With ``guidance`` 0 it is the GRPOTrainer itself."""
+    joins: an advantage-weighted likelihood step on it). The rewards logged count it too, and the
+    replies it replaces are still sampled (a group is generated whole). With ``guidance`` 0 it is
+    the GRPOTrainer itself."""
 
     def __init__(self, *args: Any, guidance: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.guidance = guidance
-        self.references: list[str] = []
+        self.reference_tokens: dict[str, list[int]] = {}  # each reference reply's tokens, checked before any step
+        if guidance:
+            ends, longest = self.eos_token_ids[0], self.max_completion_length
+            self.reference_tokens = tokenized(self.train_dataset["reference"], self._tokenizer, ends, longest)
+        self.references: list[list[int]] = []  # the tokens of the batch being generated's references
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        self.references = [example.get("reference", "") for example in inputs]
+        if self.guidance:
+            self.references = [self.reference_tokens[example["reference"]] for example in inputs]
         return super()._generate_and_score_completions(inputs)
 
     def _generate_single_turn(self, prompt_ids: Any, images: Any, fields: Any, generations: int, *more: Any) -> Any:
         completion_ids, logprobs = super()._generate_single_turn(prompt_ids, images, fields, generations, *more)
         if self.guidance and self.model.training:
-            if logprobs is not None:  # vLLM's: importance sampling would need the sampler's view of the reference
-                raise RoadthinkError("off-policy guidance runs with transformers' generation, not vLLM's")
             for i in guided(len(completion_ids), generations, self.guidance):
-                completion_ids[i] = self.reference_ids(self.references[i])
+                completion_ids[i] = self.references[i]
         return completion_ids, logprobs
 
-    def reference_ids(self, text: str) -> list[int]:
-        """The tokens of a reference reply as the model would end it (its first end-of-turn
-        token); one longer than the completions sampled is a one-line error."""
-        tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
-        ids = tokenizer(text, add_special_tokens=False).input_ids + self.eos_token_ids[:1]
-        if len(ids) > self.max_completion_length:
-            raise RoadthinkError(
-                f"a reference reply of {len(ids)} tokens is longer than max_completion {self.max_completion_length}: "
-                f"raise it ({text[:60]!r}…)"
-            )
-        return ids
+
+def tokenized(replies: list[str], tokenizer: Any, end: int, longest: int) -> dict[str, list[int]]:
+    """Each reply's tokens as the model would end it (with its end-of-turn token ``end``), once;
+    one longer than ``longest`` is a one-line error before any step, not at the step that draws it."""
+    found = {text: [*tokenizer(text, add_special_tokens=False).input_ids, end] for text in dict.fromkeys(replies)}
+    text, ids = max(found.items(), key=lambda item: len(item[1]))
+    if len(ids) > longest:
+        raise RoadthinkError(
+            f"a reference reply of {len(ids)} tokens is longer than max_completion {longest}: raise it ({text[:60]!r}…)"
+        )
+    return found
 
 
 def guided(completions: int, generations: int, guidance: int) -> list[int]:
